@@ -1,0 +1,111 @@
+"""Critic builders: centralized (MAPPO, default) or decentralized (IPPO).
+
+=====================  ==================================================  ==================================
+mode                   reads                                               writes
+=====================  ==================================================  ==================================
+centralized, state     root ``"state"`` ``[*B, *S]``                         ``(group, "state_value")``
+centralized, no state  every group's observation ``[*B, n_g, *F_g]``          ``[*B, n_agents, 1]``
+decentralized          ``(group, observation_key)`` ``[*B, n_agents, *F]``
+=====================  ==================================================  ==================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from tensordict.nn import TensorDictModule, TensorDictSequential
+from torch import nn
+from torchrl.data import Composite
+from torchrl.modules import MultiAgentMLP
+
+from mappo_td.policy import NestedKey, _group_spec, observation_input, observation_leaves
+
+
+class CentralizedCritic(nn.Module):
+    """Value of every agent of a group from one global input (state, or all observations).
+
+    The global input is flattened, shared by every agent of the group, and fed to a
+    :class:`~torchrl.modules.MultiAgentMLP` (shared or per-agent parameters).
+
+    Example:
+        >>> critic = CentralizedCritic([1, 2], n_inputs=3 + 2 * 4, n_agents=2, hidden_sizes=(8,))
+        >>> critic(torch.zeros(5, 3), torch.zeros(5, 2, 4)).shape
+        torch.Size([5, 2, 1])
+    """
+
+    def __init__(
+        self,
+        event_ndims: Sequence[int],
+        n_inputs: int,
+        n_agents: int,
+        *,
+        share_params: bool = True,
+        hidden_sizes: Sequence[int] = (256, 256),
+        activation: type[nn.Module] = nn.Tanh,
+    ) -> None:
+        super().__init__()
+        from mappo_td.policy import ConcatFlat
+
+        self.concat = ConcatFlat(event_ndims)
+        self.n_agents = n_agents
+        self.mlp = MultiAgentMLP(
+            n_inputs, 1, n_agents, centralized=False, share_params=share_params,
+            depth=len(hidden_sizes), num_cells=list(hidden_sizes), activation_class=activation,
+        )
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        x = self.concat(*inputs)
+        return self.mlp(x.unsqueeze(-2).expand(*x.shape[:-1], self.n_agents, x.shape[-1]))
+
+
+def make_critic(
+    observation_spec: Composite,
+    group: str = "agents",
+    *,
+    centralized: bool = True,
+    share_params: bool = True,
+    hidden_sizes: Sequence[int] = (256, 256),
+    activation: type[nn.Module] = nn.Tanh,
+    state_key: NestedKey | None = "state",
+    observation_key: NestedKey = "observation",
+    device: torch.device | str | None = None,
+) -> TensorDictModule | TensorDictSequential:
+    """Build the value function of one agent group, writing ``(group, "state_value")``.
+
+    Centralized (the default): reads the root ``state_key`` when the spec has it,
+    else the observations of every agent of every group (sorted by group name).
+    Decentralized (``centralized=False``, IPPO): each agent's own observation.
+
+    Example:
+        >>> from torchrl.data import Unbounded
+        >>> spec = Composite(agents=Composite(observation=Unbounded((8, 3, 6)), shape=(8, 3)), shape=(8,))
+        >>> critic = make_critic(spec, hidden_sizes=(16,))
+        >>> critic.in_keys, critic(spec.rand())["agents", "state_value"].shape
+        ([('agents', 'observation')], torch.Size([8, 3, 1]))
+    """
+    gspec = _group_spec(observation_spec, group, "observation")
+    n_agents = gspec.shape[-1]
+    root_ndim = len(observation_spec.shape)
+    if not centralized:
+        pre, in_key, n_in = observation_input(observation_spec, group, observation_key)
+        net = MultiAgentMLP(
+            n_in, 1, n_agents, centralized=False, share_params=share_params,
+            depth=len(hidden_sizes), num_cells=list(hidden_sizes), activation_class=activation,
+        )
+        critic = TensorDictSequential(*pre, TensorDictModule(net, in_keys=[in_key], out_keys=[(group, "state_value")]))
+    else:
+        if state_key is not None and state_key in observation_spec.keys(include_nested=True):
+            leaves = observation_leaves(observation_spec, state_key, root_ndim)
+            in_keys, ndims = [k for k, _ in leaves], [len(s) for _, s in leaves]
+        else:
+            in_keys, ndims = [], []
+            groups = sorted(k for k in observation_spec.keys() if isinstance(observation_spec[k], Composite))
+            for g in groups:
+                for k, ev in observation_leaves(observation_spec[g], observation_key, len(observation_spec[g].shape)):
+                    in_keys.append((g, *k))
+                    ndims.append(len(ev) + 1)  # + the agent dim
+        n_in = sum(int(observation_spec[k].shape[root_ndim:].numel()) for k in in_keys)
+        net = CentralizedCritic(ndims, n_in, n_agents, share_params=share_params, hidden_sizes=hidden_sizes, activation=activation)
+        critic = TensorDictModule(net, in_keys=in_keys, out_keys=[(group, "state_value")])
+    return critic.to(device) if device is not None else critic

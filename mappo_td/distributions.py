@@ -1,0 +1,128 @@
+"""Action distributions that TorchRL does not ship: multi-categorical and a
+state-independent multivariate Gaussian head.
+
+Categorical, diagonal Gaussian and tanh-squashed Gaussian come from
+``torch.distributions`` and ``torchrl.modules`` directly (see :mod:`mappo_td.policy`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import distributions as D
+from torch import nn
+
+_NO_SAMPLE_SHAPE = torch.Size()
+
+
+class MultiCategorical(D.Distribution):
+    """One Categorical per action dimension (a MultiDiscrete space); log-probs and entropies are summed.
+
+    Args:
+        logits: ``[*B, sum(nvec)]`` concatenated logits.
+        nvec: number of choices of each dimension.
+
+    Example:
+        >>> dist = MultiCategorical(torch.zeros(2, 5), nvec=[2, 3])
+        >>> dist.sample().shape
+        torch.Size([2, 2])
+        >>> torch.allclose(dist.log_prob(torch.tensor([[0, 1], [1, 2]])), torch.log(torch.tensor(1 / 6)))
+        True
+    """
+
+    arg_constraints: dict = {}
+    has_enumerate_support = False
+
+    def __init__(self, logits: torch.Tensor, nvec: Sequence[int], validate_args: bool | None = None) -> None:
+        self.nvec = [int(n) for n in nvec]
+        if logits.shape[-1] != sum(self.nvec):
+            raise ValueError(f"MultiCategorical: logits end in {logits.shape[-1]}, expected sum(nvec)={sum(self.nvec)}.")
+        self.logits = logits
+        self._dists = [D.Categorical(logits=chunk) for chunk in logits.split(self.nvec, dim=-1)]
+        super().__init__(batch_shape=logits.shape[:-1], event_shape=torch.Size([len(self.nvec)]), validate_args=False)
+
+    def sample(self, sample_shape: torch.Size = _NO_SAMPLE_SHAPE) -> torch.Tensor:
+        return torch.stack([d.sample(sample_shape) for d in self._dists], dim=-1)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return sum(d.log_prob(v) for d, v in zip(self._dists, value.long().unbind(-1)))
+
+    def entropy(self) -> torch.Tensor:
+        return sum(d.entropy() for d in self._dists)
+
+    @property
+    def mode(self) -> torch.Tensor:
+        return torch.stack([d.logits.argmax(-1) for d in self._dists], dim=-1)
+
+    @property
+    def deterministic_sample(self) -> torch.Tensor:
+        return self.mode
+
+
+class MultivariateNormalHead(nn.Module):
+    """Turns ``loc`` into ``(loc, scale_tril)`` with a learned, state-independent Cholesky factor.
+
+    The diagonal is ``exp(log_std)`` (``log_std`` clamped to ``[min_log_std, max_log_std]``,
+    as skrl does); the strictly lower triangle is learned from zero.
+    ``param_shape`` is ``[A]`` (shared across agents) or ``[n_agents, A]``.
+
+    Example:
+        >>> head = MultivariateNormalHead([3])
+        >>> loc, tril = head(torch.zeros(5, 3))
+        >>> tril.shape, torch.allclose(tril, torch.eye(3).expand(5, 3, 3))
+        (torch.Size([5, 3, 3]), True)
+    """
+
+    def __init__(self, param_shape: Sequence[int], log_std_init: float = 0.0, min_log_std: float = -20.0, max_log_std: float = 2.0) -> None:
+        super().__init__()
+        *lead, a = param_shape
+        self.log_std = nn.Parameter(torch.full((*lead, a), float(log_std_init)))
+        self.off_diag = nn.Parameter(torch.zeros(*lead, a, a))
+        self.min_log_std, self.max_log_std = min_log_std, max_log_std
+        self.register_buffer("_lower", torch.tril(torch.ones(a, a), diagonal=-1), persistent=False)
+
+    def forward(self, loc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        std = self.log_std.clamp(self.min_log_std, self.max_log_std).exp()
+        tril = torch.diag_embed(std) + self.off_diag * self._lower
+        return loc, tril.expand(*loc.shape, loc.shape[-1])
+
+
+class StateIndependentScale(nn.Module):
+    """Turns ``loc`` into ``(loc, scale)`` with a learned ``log_std`` (skrl's Gaussian: clamp, then exp).
+
+    ``param_shape`` is ``[A]`` (shared across agents) or ``[n_agents, A]`` (one per agent).
+
+    Example:
+        >>> with torch.no_grad():
+        ...     loc, scale = StateIndependentScale([2], log_std_init=0.0)(torch.zeros(4, 3, 2))
+        >>> scale.shape, float(scale[0, 0, 0])
+        (torch.Size([4, 3, 2]), 1.0)
+    """
+
+    def __init__(self, param_shape: Sequence[int], log_std_init: float = 0.0, min_log_std: float = -20.0, max_log_std: float = 2.0) -> None:
+        super().__init__()
+        self.log_std = nn.Parameter(torch.full(tuple(param_shape), float(log_std_init)))
+        self.min_log_std, self.max_log_std = min_log_std, max_log_std
+
+    def forward(self, loc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        scale = self.log_std.clamp(self.min_log_std, self.max_log_std).exp()
+        return loc, scale.expand_as(loc)
+
+
+class StateDependentScale(nn.Module):
+    """Splits ``[*B, 2A]`` network output into ``(loc, scale)``, ``scale = exp(clamp(log_std))``.
+
+    Example:
+        >>> loc, scale = StateDependentScale()(torch.zeros(4, 6))
+        >>> loc.shape, float(scale.min())
+        (torch.Size([4, 3]), 1.0)
+    """
+
+    def __init__(self, min_log_std: float = -20.0, max_log_std: float = 2.0) -> None:
+        super().__init__()
+        self.min_log_std, self.max_log_std = min_log_std, max_log_std
+
+    def forward(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        loc, log_std = out.chunk(2, dim=-1)
+        return loc, log_std.clamp(self.min_log_std, self.max_log_std).exp()

@@ -1,0 +1,219 @@
+"""The clipped PPO loss of MAPPO (SPEC §2, step 3), as a TorchRL ``LossModule``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+from tensordict.nn import ProbabilisticTensorDictSequential, TensorDictModuleBase
+from torchrl.objectives import LossModule
+
+from mappo_td._multiagent import PerAgent, per_agent_tensor
+from mappo_td.gae import MAPPOGAE
+
+NestedKey = str | tuple[str, ...]
+
+
+def _entropy(dist: torch.distributions.Distribution) -> torch.Tensor:
+    try:
+        return dist.entropy()
+    except NotImplementedError:  # e.g. TanhNormal: one-sample estimate, as TorchRL's PPO losses do
+        return -dist.log_prob(dist.rsample())
+
+
+class MAPPOLoss(LossModule):
+    """MAPPO's clipped surrogate, value and entropy losses for one agent group.
+
+    ===========================================  ==========================  =====================
+    key (``set_keys`` name)                        shape                       meaning
+    ===========================================  ==========================  =====================
+    actor / critic ``in_keys``                     ``[*B, n_agents, F]``         observations / state
+    ``(group, "action")`` (action)                 ``[*B, n_agents, *A]``        taken actions
+    ``(group, "action_log_prob")`` (sample_log_prob) ``[*B, n_agents]``          log p at collection
+    ``(group, "advantage")`` (advantage)           ``[*B, n_agents, 1]``         standardized A
+    ``(group, "value_target")`` (value_target)     ``[*B, n_agents, 1]``         returns R
+    ``(group, "state_value")`` (value)             ``[*B, n_agents, 1]``         V at collection
+    ===========================================  ==========================  =====================
+
+    Output (scalars; ``[n_agents]`` with ``per_agent=True``): ``loss_objective``
+    (−mean min(A·ρ, A·clip(ρ, 1±c))), ``loss_critic`` (value_loss_scale · mean (R −
+    V_pred)², with ``V_pred = V + clip(V_pred − V, ±value_clip)`` if
+    ``clip_predicted_values``), ``loss_entropy`` (−entropy_loss_scale · mean H),
+    and detached ``kl_approx`` (mean((e^r − 1) − r), r = log p' − log p),
+    ``clip_fraction``, ``entropy``, ``explained_variance``.
+
+    Coefficients are scalars or per agent (dict by agent name with ``agents``, or a
+    length-``n_agents`` sequence). ``per_agent=True`` reduces every term per agent
+    (for agents trained with their own parameters and optimizer).
+
+    Example:
+        >>> from torchrl.data import Categorical, Composite, Unbounded
+        >>> from mappo_td import make_critic, make_policy
+        >>> obs = Composite(agents=Composite(observation=Unbounded((8, 3, 6)), shape=(8, 3)), shape=(8,))
+        >>> act = Composite(agents=Composite(action=Categorical(5, (8, 3)), shape=(8, 3)), shape=(8,))
+        >>> loss = MAPPOLoss(make_policy(obs, act, hidden_sizes=(16,)), make_critic(obs, hidden_sizes=(16,)))
+        >>> td = loss.actor_network(obs.rand())
+        >>> td = loss.critic_network(td)
+        >>> td["agents", "advantage"] = torch.randn(8, 3, 1)
+        >>> td["agents", "value_target"] = torch.randn(8, 3, 1)
+        >>> out = loss(td)
+        >>> sorted(out.keys())[:4], float(out["kl_approx"]) < 1e-6
+        (['clip_fraction', 'entropy', 'explained_variance', 'kl_approx'], True)
+    """
+
+    @dataclass
+    class _AcceptedKeys:
+        """Keys of the loss: action, sample_log_prob, advantage, value_target, value."""
+
+        action: NestedKey = ("agents", "action")
+        sample_log_prob: NestedKey = ("agents", "action_log_prob")
+        advantage: NestedKey = ("agents", "advantage")
+        value_target: NestedKey = ("agents", "value_target")
+        value: NestedKey = ("agents", "state_value")
+
+    default_keys = _AcceptedKeys
+    tensor_keys: _AcceptedKeys
+
+    def __init__(
+        self,
+        actor_network: ProbabilisticTensorDictSequential,
+        critic_network: TensorDictModuleBase,
+        *,
+        group: str = "agents",
+        agents: Sequence[str] | None = None,
+        ratio_clip: PerAgent = 0.2,
+        value_clip: PerAgent = 0.2,
+        clip_predicted_values: bool = False,
+        entropy_loss_scale: PerAgent = 0.0,
+        value_loss_scale: PerAgent = 1.0,
+        per_agent: bool = False,
+    ) -> None:
+        super().__init__()
+        self.actor_network = actor_network
+        self.critic_network = critic_network
+        self.group = group
+        self.clip_predicted_values = bool(clip_predicted_values)
+        self.per_agent = bool(per_agent)
+        for name, value, positive in (
+            ("ratio_clip", ratio_clip, True),
+            ("value_clip", value_clip, True),
+            ("entropy_loss_scale", entropy_loss_scale, False),
+            ("value_loss_scale", value_loss_scale, False),
+        ):
+            t = self._coefficient(value, agents, name)
+            if positive and not bool((t > 0).all()):
+                raise ValueError(f"{name} must be > 0, got {t.flatten().tolist()}.")
+            if not bool(torch.isfinite(t).all()) or not bool((t >= 0).all()):
+                raise ValueError(f"{name} must be finite and >= 0, got {t.flatten().tolist()}.")
+            self.register_buffer(name, t)
+        self.set_keys(**{k: (group, v) for k, v in (
+            ("action", "action"), ("sample_log_prob", "action_log_prob"), ("advantage", "advantage"),
+            ("value_target", "value_target"), ("value", "state_value"))})
+
+    def _coefficient(self, value: PerAgent, agents: Sequence[str] | None, name: str) -> torch.Tensor:
+        if isinstance(value, (int, float)):
+            return torch.tensor(float(value))
+        if agents is None:
+            if isinstance(value, dict):
+                raise ValueError(f"{name} given by agent name: pass agents=[...] (the group's agent names) to MAPPOLoss.")
+            return torch.as_tensor(value, dtype=torch.float32).reshape(-1, 1)
+        return per_agent_tensor(value, agents, name=name, group=self.group)
+
+    def set_keys(self, **kwargs: NestedKey) -> None:
+        """Rename the keys read (names as in the class table); unknown names raise ``ValueError``."""
+        valid = list(self._AcceptedKeys.__dataclass_fields__)
+        unknown = [k for k in kwargs if k not in valid]
+        if unknown:
+            raise ValueError(f"unknown key name(s) {unknown} for MAPPOLoss.set_keys; valid names: {valid}.")
+        for key, value in kwargs.items():
+            setattr(self.tensor_keys, key, value if value is not None else getattr(self.default_keys(), key))
+
+    def _forward_value_estimator_keys(self, **kwargs) -> None:
+        pass
+
+    def make_value_estimator(self, value_type=None, **hyperparams) -> MAPPOLoss:
+        """Attach a :class:`MAPPOGAE` (default) or any TorchRL value estimator; hyperparams go to it.
+
+        Example:
+            >>> from torchrl.data import Categorical, Composite, Unbounded
+            >>> from mappo_td import make_critic, make_policy
+            >>> obs = Composite(agents=Composite(observation=Unbounded((8, 3, 6)), shape=(8, 3)), shape=(8,))
+            >>> act = Composite(agents=Composite(action=Categorical(5, (8, 3)), shape=(8, 3)), shape=(8,))
+            >>> loss = MAPPOLoss(make_policy(obs, act), make_critic(obs)).make_value_estimator(gamma=0.9)
+            >>> round(float(loss.value_estimator.gamma), 6)
+            0.9
+        """
+        if value_type is None or value_type is MAPPOGAE:
+            hyperparams.setdefault("value_network", self.critic_network)
+            self._value_estimator = MAPPOGAE(self.group, **hyperparams)
+            self.value_type = MAPPOGAE
+            return self
+        return super().make_value_estimator(value_type, **hyperparams)
+
+    def _default_value_estimator(self) -> None:
+        self.make_value_estimator()
+
+    def _reduce(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean over everything (or over everything but the agent dim ``-2``)."""
+        if self.per_agent:
+            return x.mean(dim=[d for d in range(x.ndim) if d != x.ndim - 2]).squeeze(-1)
+        return x.mean()
+
+    def _get(self, td: TensorDictBase, key: NestedKey, name: str) -> torch.Tensor:
+        value = td.get(key, None)
+        if value is None:
+            raise KeyError(
+                f"MAPPOLoss needs {name} at key {key!r}; it is missing from the input. Compute advantages first "
+                f"(loss.value_estimator(data)) or rename the key with loss.set_keys({name}=...)."
+            )
+        return value
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDict:
+        """Compute the loss terms and diagnostics for a batch of any shape ``[*B]``."""
+        k = self.tensor_keys
+        advantage = self._get(tensordict, k.advantage, "advantage")
+        target = self._get(tensordict, k.value_target, "value_target")
+        old_value = self._get(tensordict, k.value, "value")
+        old_log_prob = self._get(tensordict, k.sample_log_prob, "sample_log_prob")
+        action = self._get(tensordict, k.action, "action")
+        if not (advantage.shape == target.shape == old_value.shape) or advantage.shape[:-1] != old_log_prob.shape:
+            raise ValueError(
+                f"shape mismatch: advantage {tuple(advantage.shape)}, value_target {tuple(target.shape)}, value "
+                f"{tuple(old_value.shape)} must all be [*B, n_agents, 1] and sample_log_prob {tuple(old_log_prob.shape)} "
+                "[*B, n_agents]; team-shared signals must be broadcast to agents before the loss (see MAPPOGAE)."
+            )
+
+        dist = self.actor_network.get_dist(tensordict.select(*self.actor_network.in_keys, strict=False))
+        log_prob = dist.log_prob(action)
+        if log_prob.shape != old_log_prob.shape:
+            raise ValueError(f"policy log-prob shape {tuple(log_prob.shape)} != stored {tuple(old_log_prob.shape)} at {k.sample_log_prob!r}.")
+        log_ratio = (log_prob - old_log_prob).unsqueeze(-1)
+        ratio = log_ratio.exp()
+        c = self.ratio_clip
+        surrogate = torch.min(advantage * ratio, advantage * ratio.clamp(1 - c, 1 + c))
+        entropy = _entropy(dist).unsqueeze(-1)
+
+        value = self.critic_network(tensordict.select(*self.critic_network.in_keys, strict=False)).get(k.value)
+        if value.shape != target.shape:
+            raise ValueError(f"critic output {tuple(value.shape)} at {k.value!r} does not match value_target {tuple(target.shape)}.")
+        if self.clip_predicted_values:
+            value = old_value + (value - old_value).clamp(-self.value_clip, self.value_clip)
+
+        with torch.no_grad():
+            kl = (ratio - 1) - log_ratio
+            clipped = ((ratio - 1).abs() > c).float()
+            explained_variance = 1 - (target - value).var() / target.var().clamp_min(1e-8)
+        return TensorDict(
+            {
+                "loss_objective": -self._reduce(surrogate),
+                "loss_critic": self._reduce(self.value_loss_scale * (target - value).pow(2)),
+                "loss_entropy": -self._reduce(self.entropy_loss_scale * entropy),
+                "kl_approx": self._reduce(kl),
+                "clip_fraction": self._reduce(clipped),
+                "entropy": self._reduce(entropy.detach()),
+                "explained_variance": explained_variance,
+            },
+            batch_size=[],
+        )

@@ -1,0 +1,61 @@
+"""Running mean/std standardizer (skrl's ``RunningStandardScaler`` semantics) for
+observations, shared states and values."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class RunningStandardizer(nn.Module):
+    """Standardize with running statistics; ``inverse=True`` maps back (for value targets/predictions).
+
+    ``forward(x)`` -> ``clamp((x − mean) / sqrt(var + eps), ±clip)``;
+    ``forward(x, inverse=True)`` -> ``sqrt(var) · clamp(x, ±clip) + mean``;
+    ``update(x)`` merges the batch statistics of ``x`` (all leading dims are
+    batch, the trailing dims must equal ``shape``) with Chan's parallel formula.
+    Statistics stay on the device: no host synchronization. Wrap it in a
+    :class:`tensordict.nn.TensorDictModule` to use it on TensorDict keys.
+
+    Example:
+        >>> s = RunningStandardizer(2)
+        >>> s.update(torch.tensor([[1.0, 10.0], [3.0, 30.0]]))
+        >>> s.running_mean
+        tensor([ 1.3333, 13.3333])
+        >>> torch.allclose(s(s(torch.ones(2)), inverse=True), torch.ones(2), atol=1e-5)
+        True
+    """
+
+    def __init__(self, shape: int | Sequence[int], epsilon: float = 1e-8, clip_threshold: float = 5.0) -> None:
+        super().__init__()
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        self.epsilon, self.clip_threshold = float(epsilon), float(clip_threshold)
+        self.register_buffer("running_mean", torch.zeros(shape))
+        self.register_buffer("running_variance", torch.ones(shape))
+        self.register_buffer("current_count", torch.ones(()))
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        """Merge the statistics of the batch ``x`` ``[*N, *shape]`` into the running ones."""
+        shape = self.running_mean.shape
+        if x.shape[x.ndim - len(shape):] != shape:
+            raise ValueError(f"RunningStandardizer of shape {tuple(shape)} got input {tuple(x.shape)}; the trailing dims must match.")
+        x = x.reshape(-1, *shape).to(self.running_mean.dtype)
+        var, mean = torch.var_mean(x, dim=0)
+        n = x.shape[0]
+        delta = mean - self.running_mean
+        total = self.current_count + n
+        m2 = self.running_variance * self.current_count + var * n + delta.pow(2) * self.current_count * n / total
+        self.running_mean.add_(delta * n / total)
+        self.running_variance.copy_(m2 / total)
+        self.current_count.copy_(total)
+
+    def forward(self, x: torch.Tensor, train: bool = False, inverse: bool = False) -> torch.Tensor:
+        """Standardize ``x`` (first updating the statistics with it when ``train``), or invert."""
+        if train:
+            self.update(x)
+        if inverse:
+            return self.running_variance.sqrt() * x.clamp(-self.clip_threshold, self.clip_threshold) + self.running_mean
+        return ((x - self.running_mean) / (self.running_variance + self.epsilon).sqrt()).clamp(-self.clip_threshold, self.clip_threshold)
