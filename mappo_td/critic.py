@@ -19,13 +19,14 @@ from torch import nn
 from torchrl.data import Composite
 from torchrl.modules import MultiAgentMLP
 
-from mappo_td.policy import NestedKey, _group_spec, observation_input, observation_leaves
+from mappo_td.policy import ConcatFlat, NestedKey, _group_spec, _with_preprocessor, observation_input, observation_leaves
 
 
 class CentralizedCritic(nn.Module):
     """Value of every agent of a group from one global input (state, or all observations).
 
-    The global input is flattened, shared by every agent of the group, and fed to a
+    The global input is flattened (then passed through ``preprocessor``, if any, e.g. a
+    RunningStandardizer), shared by every agent of the group, and fed to a
     :class:`~torchrl.modules.MultiAgentMLP` (shared or per-agent parameters).
 
     Example:
@@ -43,11 +44,11 @@ class CentralizedCritic(nn.Module):
         share_params: bool = True,
         hidden_sizes: Sequence[int] = (256, 256),
         activation: type[nn.Module] = nn.Tanh,
+        preprocessor: nn.Module | None = None,
     ) -> None:
         super().__init__()
-        from mappo_td.policy import ConcatFlat
-
         self.concat = ConcatFlat(event_ndims)
+        self.preprocessor = preprocessor if preprocessor is not None else nn.Identity()
         self.n_agents = n_agents
         self.mlp = MultiAgentMLP(
             n_inputs, 1, n_agents, centralized=False, share_params=share_params,
@@ -55,7 +56,7 @@ class CentralizedCritic(nn.Module):
         )
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        x = self.concat(*inputs)
+        x = self.preprocessor(self.concat(*inputs))
         return self.mlp(x.unsqueeze(-2).expand(*x.shape[:-1], self.n_agents, x.shape[-1]))
 
 
@@ -69,6 +70,7 @@ def make_critic(
     activation: type[nn.Module] = nn.Tanh,
     state_key: NestedKey | None = "state",
     observation_key: NestedKey = "observation",
+    input_preprocessor: nn.Module | None = None,
     device: torch.device | str | None = None,
 ) -> TensorDictModule | TensorDictSequential:
     """Build the value function of one agent group, writing ``(group, "state_value")``.
@@ -76,6 +78,7 @@ def make_critic(
     Centralized (the default): reads the root ``state_key`` when the spec has it,
     else the observations of every agent of every group (sorted by group name).
     Decentralized (``centralized=False``, IPPO): each agent's own observation.
+    ``input_preprocessor`` (e.g. a RunningStandardizer) is applied to the flat input.
 
     Example:
         >>> from torchrl.data import Unbounded
@@ -89,6 +92,7 @@ def make_critic(
     root_ndim = len(observation_spec.shape)
     if not centralized:
         pre, in_key, n_in = observation_input(observation_spec, group, observation_key)
+        pre, in_key = _with_preprocessor(pre, in_key, group, input_preprocessor, "critic_input_normalized")
         net = MultiAgentMLP(
             n_in, 1, n_agents, centralized=False, share_params=share_params,
             depth=len(hidden_sizes), num_cells=list(hidden_sizes), activation_class=activation,
@@ -106,6 +110,9 @@ def make_critic(
                     in_keys.append((g, *k))
                     ndims.append(len(ev) + 1)  # + the agent dim
         n_in = sum(int(observation_spec[k].shape[root_ndim:].numel()) for k in in_keys)
-        net = CentralizedCritic(ndims, n_in, n_agents, share_params=share_params, hidden_sizes=hidden_sizes, activation=activation)
+        net = CentralizedCritic(
+            ndims, n_in, n_agents, share_params=share_params, hidden_sizes=hidden_sizes, activation=activation,
+            preprocessor=input_preprocessor,
+        )
         critic = TensorDictModule(net, in_keys=in_keys, out_keys=[(group, "state_value")])
     return critic.to(device) if device is not None else critic

@@ -115,6 +115,16 @@ def observation_input(observation_spec: Composite, group: str, observation_key: 
     return [flat], out_key, n_features
 
 
+def _with_preprocessor(
+    pre: list[TensorDictModuleBase], in_key: NestedKey, group: str, preprocessor: nn.Module | None, name: str
+) -> tuple[list[TensorDictModuleBase], NestedKey]:
+    """Append ``preprocessor`` (e.g. a RunningStandardizer) on the flat input, writing ``(group, name)``."""
+    if preprocessor is None:
+        return pre, in_key
+    out_key = (group, name)
+    return [*pre, TensorDictModule(preprocessor, in_keys=[in_key], out_keys=[out_key])], out_key
+
+
 def _action_head(
     action_spec: TensorSpec,
     group: str,
@@ -187,6 +197,7 @@ def make_policy(
     tanh_squash: bool | None = None,
     log_std_init: float = 0.0,
     observation_key: NestedKey = "observation",
+    input_preprocessor: nn.Module | None = None,
     device: torch.device | str | None = None,
 ) -> ProbabilisticActor:
     """Build a decentralized stochastic policy for one agent group.
@@ -201,6 +212,7 @@ def make_policy(
         state_dependent_std: the network outputs the log-std too (else a learned parameter).
         tanh_squash: squash Gaussian samples into the Box bounds (default: when the spec is bounded).
         log_std_init: initial log-std of Gaussian policies.
+        input_preprocessor: module applied to the flat observation (e.g. a RunningStandardizer).
 
     Example:
         >>> from torchrl.data import Unbounded
@@ -214,6 +226,7 @@ def make_policy(
     gspec = _group_spec(action_spec, group, "action")
     n_agents = gspec.shape[-1]
     pre, in_key, n_in = observation_input(observation_spec, group, observation_key)
+    pre, in_key = _with_preprocessor(pre, in_key, group, input_preprocessor, "observation_normalized")
     n_out, post, dist_keys, dist_cls, dist_kwargs = _action_head(
         gspec["action"], group, n_agents, share_params, distribution, state_dependent_std, tanh_squash, log_std_init
     )
@@ -247,6 +260,7 @@ def make_shared_actor_critic(
     tanh_squash: bool | None = None,
     log_std_init: float = 0.0,
     observation_key: NestedKey = "observation",
+    input_preprocessor: nn.Module | None = None,
     device: torch.device | str | None = None,
 ):
     """One trunk, a policy head and a value head, both reading the group's own observations.
@@ -276,6 +290,7 @@ def make_shared_actor_critic(
     gspec = _group_spec(action_spec, group, "action")
     n_agents = gspec.shape[-1]
     pre, in_key, n_in = observation_input(observation_spec, group, observation_key)
+    pre, in_key = _with_preprocessor(pre, in_key, group, input_preprocessor, "observation_normalized")
     n_out, post, dist_keys, dist_cls, dist_kwargs = _action_head(
         gspec["action"], group, n_agents, share_params, distribution, False, tanh_squash, log_std_init
     )

@@ -17,7 +17,9 @@ class RunningStandardizer(nn.Module):
     ``update(x)`` merges the batch statistics of ``x`` (all leading dims are
     batch, the trailing dims must equal ``shape``) with Chan's parallel formula.
     Statistics stay on the device: no host synchronization. Wrap it in a
-    :class:`tensordict.nn.TensorDictModule` to use it on TensorDict keys.
+    :class:`tensordict.nn.TensorDictModule` to use it on TensorDict keys, or pass it
+    as ``input_preprocessor`` to the policy/critic builders. While
+    ``update_on_forward`` is set, every forward call also updates the statistics.
 
     Example:
         >>> s = RunningStandardizer(2)
@@ -35,6 +37,7 @@ class RunningStandardizer(nn.Module):
         self.register_buffer("running_mean", torch.zeros(shape))
         self.register_buffer("running_variance", torch.ones(shape))
         self.register_buffer("current_count", torch.ones(()))
+        self.update_on_forward = False
 
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
@@ -54,7 +57,7 @@ class RunningStandardizer(nn.Module):
 
     def forward(self, x: torch.Tensor, train: bool = False, inverse: bool = False) -> torch.Tensor:
         """Standardize ``x`` (first updating the statistics with it when ``train``), or invert."""
-        if train:
+        if train or self.update_on_forward:
             self.update(x)
         if inverse:
             return self.running_variance.sqrt() * x.clamp(-self.clip_threshold, self.clip_threshold) + self.running_mean

@@ -1,0 +1,97 @@
+"""Checkpoint files: written atomically, read back without executing code.
+
+A checkpoint is a ``torch.save`` dict of tensors and plain containers only, so it
+loads with ``torch.load(weights_only=True)``. With ``store_separately`` each model
+goes to its own file beside the main one, which lists them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "mappo_td-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used: truncated, corrupt, foreign or mismatched."""
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``.
+
+    Example:
+        >>> import tempfile
+        >>> d = tempfile.mkdtemp(); atomic_save({"x": torch.ones(2)}, f"{d}/a.pt")
+        >>> torch.load(f"{d}/a.pt", weights_only=True)["x"]
+        tensor([1., 1.])
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} does not exist.") from None
+    except Exception as err:  # truncated zip, garbage bytes, pickled code ...
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt, truncated or not a plain-tensor checkpoint ({type(err).__name__}: "
+            f"{str(err).splitlines()[0][:200]}); resume from an earlier checkpoint in the same folder."
+        ) from None
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path, *, store_separately: bool = False) -> Path:
+    """Write ``state`` (with ``state["models"]``: name -> state_dict) to ``path`` atomically; returns ``path``."""
+    path = Path(path)
+    state = {"format": FORMAT, "version": VERSION, **state}
+    if store_separately:
+        files = {}
+        for name, sd in state["models"].items():
+            file = path.with_name(f"{path.stem}.{name.replace('/', '.')}.pt")
+            atomic_save({"format": FORMAT, "model": name, "state_dict": sd}, file)
+            files[name] = file.name
+        state = {**state, "models": {}, "model_files": files}
+    atomic_save(state, path)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` (a file, or a folder: its newest ``agent_*.pt``).
+
+    Raises :class:`CheckpointError` with what is wrong and what to do.
+    """
+    path = Path(path)
+    if path.is_dir():
+        found = sorted((p for p in path.glob("agent_*.pt") if p.stem.split("_")[-1].isdigit()), key=lambda p: int(p.stem.split("_")[-1]))
+        if not found:
+            raise CheckpointError(f"no checkpoint (agent_<timestep>.pt) in folder {path}.")
+        path = found[-1]
+    state = _load(path)
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a mappo_td checkpoint (no '{FORMAT}' marker); pass a file written by mappo-td train.")
+    if state.get("version") != VERSION:
+        raise CheckpointError(f"{path} has checkpoint version {state.get('version')}, this mappo_td reads version {VERSION}.")
+    for name, file in state.get("model_files", {}).items():
+        part = _load(path.with_name(file))
+        if not isinstance(part, dict) or part.get("model") != name:
+            raise CheckpointError(f"{path.with_name(file)} does not hold model {name!r} of checkpoint {path}.")
+        state["models"][name] = part["state_dict"]
+    state["path"] = str(path)
+    return state

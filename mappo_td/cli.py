@@ -1,0 +1,158 @@
+"""``mappo-td``: train (default: MAPPO on VMAS navigation), resume, evaluate.
+
+    mappo-td train                              # GPU if present, else CPU
+    mappo-td train --num-envs 600 --timesteps 50000 --learning-rate 3e-4
+    mappo-td train --config skrl_cfg.yaml       # skrl's MAPPO_DEFAULT_CONFIG dict, verbatim
+    mappo-td train --resume runs/<name>/checkpoints
+    mappo-td eval runs/<name>/checkpoints --episodes 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import typing
+from pathlib import Path
+from typing import Any
+
+from mappo_td.config import EnvConfig, ExperimentConfig, MAPPOConfig, ModelConfig, TrainConfig
+
+SECTIONS = (("MAPPO (skrl's MAPPO_DEFAULT_CONFIG)", MAPPOConfig, ("mappo",)), ("experiment", ExperimentConfig, ("mappo", "experiment")),
+            ("environment", EnvConfig, ("env",)), ("model", ModelConfig, ("model",)), ("run", TrainConfig, ()))
+
+
+def _flag(f: dataclasses.Field) -> str:
+    return "--" + f.metadata.get("key", f.name).replace("_", "-")
+
+
+def _parse_value(text: str) -> Any:
+    """Numbers, JSON (dicts per agent, lists), null/none, else the string itself."""
+    if text.lower() in ("none", "null"):
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _add_fields(parser: argparse.ArgumentParser) -> None:
+    for title, cls, _ in SECTIONS:
+        group = parser.add_argument_group(title)
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if "help" not in f.metadata or f.metadata.get("cli") is False:
+                continue
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            helptext = f"{f.metadata['help']} (default: {json.dumps(default) if not callable(default) else default})"
+            if hints[f.name] is bool:
+                group.add_argument(_flag(f), dest=f"{cls.__name__}.{f.name}", action=argparse.BooleanOptionalAction, default=None, help=helptext)
+            elif hints[f.name] is int:
+                group.add_argument(_flag(f), dest=f"{cls.__name__}.{f.name}", type=int, default=None, metavar="N", help=helptext)
+            elif hints[f.name] is list:
+                group.add_argument(_flag(f), dest=f"{cls.__name__}.{f.name}", type=int, nargs="+", default=None, metavar="N", help=helptext)
+            else:
+                group.add_argument(_flag(f), dest=f"{cls.__name__}.{f.name}", type=_parse_value, default=None, metavar="V", help=helptext)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Nested dict of the flags given on the command line (in the typed form's layout)."""
+    out: dict[str, Any] = {}
+    for _, cls, path in SECTIONS:
+        for f in dataclasses.fields(cls):
+            value = getattr(args, f"{cls.__name__}.{f.name}", None)
+            if value is None:
+                continue
+            node = out
+            for p in path:
+                node = node.setdefault(p, {})
+            node[f.metadata.get("key", f.name)] = value
+    return out
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict) and k not in ("wandb_kwargs", "scenario_kwargs"):
+            _merge(base[k], v)
+        else:
+            base[k] = v
+    return base
+
+
+def _read_config(path: str) -> dict[str, Any]:
+    text = Path(path).read_text()
+    if path.endswith((".yaml", ".yml")):
+        import yaml
+
+        return yaml.safe_load(text) or {}
+    return json.loads(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``mappo-td`` argument parser (``train`` and ``eval``)."""
+    parser = argparse.ArgumentParser(prog="mappo-td", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command")
+    train = sub.add_parser("train", help="train MAPPO (no arguments: VMAS navigation)")
+    train.add_argument("--config", help="JSON/YAML config: the typed layout or skrl's MAPPO_DEFAULT_CONFIG keys; flags override it")
+    train.add_argument("--resume", metavar="PATH", help="continue from a checkpoint file or checkpoints folder (flags override its config)")
+    _add_fields(train)
+    ev = sub.add_parser("eval", help="evaluate a checkpoint with the deterministic policy")
+    ev.add_argument("checkpoint", help="checkpoint file or checkpoints folder (newest agent_*.pt)")
+    ev.add_argument("--episodes", type=int, default=10, help="number of episodes (default: 10)")
+    ev.add_argument("--device", default=None, help="override the device (default: the one trained on, if available)")
+    ev.add_argument("--render", metavar="GIF", default=None, help="write the first episode of the first env to this GIF (needs a headless renderer)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``mappo-td``."""
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        args = build_parser().parse_args(["train", *(argv or [])])
+    import logging
+
+    logging.getLogger("torchrl").setLevel(logging.WARNING)  # keep the progress bar on one line
+    from mappo_td.checkpoint import CheckpointError
+    from mappo_td.trainer import MAPPOTrainer, NonFiniteError
+
+    try:
+        if args.command == "train":
+            extra = _overrides(args)
+            if args.resume:
+                trainer = MAPPOTrainer.from_checkpoint(args.resume, extra)
+                print(f"resuming {args.resume} at timestep {trainer.timestep}", flush=True)
+            else:
+                d = _merge(_read_config(args.config), extra) if args.config else extra
+                trainer = MAPPOTrainer(TrainConfig.from_dict(d))
+            c = trainer.cfg
+            print(f"MAPPO on {c.env.backend}/{c.env.scenario}: {c.env.num_envs} envs x {c.mappo.rollouts} steps per update, "
+                  f"{c.timesteps} timesteps, device {trainer.device}", flush=True)
+            summary = trainer.train()
+            print(f"done: mean episode reward {summary.get('reward/episode_mean', float('nan')):.4f} at timestep {summary['timestep']}; "
+                  f"logs in {summary['run_dir']}, checkpoint {summary['checkpoint']}")
+        else:
+            overrides = {"device": args.device} if args.device else {}
+            trainer = _trainer_for_eval(args.checkpoint, overrides)
+            result = trainer.evaluate(args.episodes, render=args.render)
+            print(f"{int(result['episodes'])} episodes: mean return {result['return_mean']:.4f} (std {result['return_std']:.4f})")
+    except (ValueError, CheckpointError, NonFiniteError, FileNotFoundError) as err:
+        print(f"mappo-td: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _trainer_for_eval(path: str, overrides: dict[str, Any]):
+    from mappo_td.trainer import MAPPOTrainer
+
+    overrides = {"progress": False, **overrides}
+    try:
+        return MAPPOTrainer.from_checkpoint(path, overrides)
+    except ValueError as err:
+        if "CUDA is not available" in str(err):
+            return MAPPOTrainer.from_checkpoint(path, {**overrides, "device": "cpu"})
+        raise
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

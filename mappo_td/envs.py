@@ -1,0 +1,126 @@
+"""Environment construction: batched VMAS on the training device, or PettingZoo (parallel API).
+
+Both come out in TorchRL's multi-agent layout with time limits reported as
+``truncated`` (never folded into ``terminated``) and a per-group episode return
+``(group, "episode_reward")`` kept by TorchRL's ``RewardSum``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import torch
+from torchrl.envs import EnvBase, RewardSum, SerialEnv, StepCounter, TransformedEnv
+
+from mappo_td.config import EnvConfig
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> ``cuda`` when available, else ``cpu``; anything else as given.
+
+    Example:
+        >>> resolve_device("cpu")
+        device(type='cpu')
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but CUDA is not available here; use --device cpu or auto.")
+    return dev
+
+
+def _pettingzoo_task(name: str, max_steps: int, continuous_actions: bool, kwargs: dict):
+    module = None
+    for package in ("mpe2", "pettingzoo.mpe", "pettingzoo.sisl", "pettingzoo.butterfly"):
+        try:
+            module = importlib.import_module(f"{package}.{name}")
+            break
+        except ImportError:
+            continue
+    if module is None:
+        raise ValueError(f"unknown PettingZoo task {name!r}; try e.g. simple_spread_v3 or simple_adversary_v3 (pip install mpe2).")
+    return module.parallel_env(max_cycles=max_steps, continuous_actions=continuous_actions, **kwargs)
+
+
+def group_map(env: EnvBase) -> dict[str, list[str]]:
+    """The ``{group: [agent names]}`` map of a (possibly batched or transformed) multi-agent env.
+
+    Example:
+        >>> group_map(make_env(EnvConfig(num_envs=2, max_steps=5)))
+        {'agents': ['agent_0', 'agent_1', 'agent_2']}
+    """
+    gm = getattr(env, "group_map", None)
+    if gm is None and hasattr(env, "base_env"):
+        gm = getattr(env.base_env, "group_map", None)
+    if isinstance(gm, (list, tuple)):  # SerialEnv / ParallelEnv: one map per worker
+        gm = gm[0]
+    if not gm:
+        raise ValueError("the environment has no group_map: mappo_td needs a TorchRL multi-agent env (VmasEnv, PettingZooEnv ...).")
+    return {str(g): list(a) for g, a in dict(gm).items()}
+
+
+def make_env(cfg: EnvConfig, device: torch.device | str = "cpu", seed: int = 0, num_envs: int | None = None) -> EnvBase:
+    """Build the environment described by ``cfg`` (``num_envs`` overrides ``cfg.num_envs``).
+
+    Example:
+        >>> env = make_env(EnvConfig(num_envs=4, max_steps=10))
+        >>> group_map(env), env.batch_size
+        ({'agents': ['agent_0', 'agent_1', 'agent_2']}, torch.Size([4]))
+    """
+    n = cfg.num_envs if num_envs is None else num_envs
+    if cfg.backend == "vmas":
+        from torchrl.envs.libs.vmas import VmasEnv
+
+        # max_steps=None: VMAS would report its time limit as `terminated`; StepCounter reports it as `truncated`.
+        base = VmasEnv(
+            cfg.scenario, num_envs=n, continuous_actions=cfg.continuous_actions, categorical_actions=True,
+            max_steps=None, device=device, seed=seed, **cfg.scenario_kwargs,
+        )
+        env = TransformedEnv(base, StepCounter(max_steps=cfg.max_steps))
+    elif cfg.backend == "pettingzoo":
+        from torchrl.envs import PettingZooWrapper
+
+        def one() -> EnvBase:
+            task = _pettingzoo_task(cfg.scenario, cfg.max_steps, cfg.continuous_actions, cfg.scenario_kwargs)
+            return PettingZooWrapper(task, categorical_actions=True, use_mask=False, device=device)
+
+        env = TransformedEnv(SerialEnv(n, one), StepCounter())
+        env.set_seed(seed)
+    else:
+        raise ValueError(f"unknown backend {cfg.backend!r}; use 'vmas' or 'pettingzoo'.")
+    groups = list(group_map(env))
+    env.append_transform(RewardSum(in_keys=[(g, "reward") for g in groups], out_keys=[(g, "episode_reward") for g in groups]))
+    return env
+
+
+def simulator_rng_state() -> dict:
+    """VMAS's own random state (it swaps a private torch/numpy/python state in around every call).
+
+    Returned as tensors and numbers only, so it fits in a ``weights_only`` checkpoint.
+    """
+    try:
+        from vmas.simulator.environment.environment import Environment
+    except ImportError:
+        return {}
+    torch_state, np_state, py_state = Environment.vmas_random_state
+    return {
+        "torch": torch_state.clone(),
+        "np_keys": torch.as_tensor(np_state[1].astype("int64")), "np_pos": int(np_state[2]),
+        "np_has_gauss": int(np_state[3]), "np_cached_gaussian": float(np_state[4]),
+        "py_version": int(py_state[0]), "py_state": torch.tensor(py_state[1], dtype=torch.int64),
+        "py_gauss": py_state[2],
+    }
+
+
+def set_simulator_rng_state(state: dict) -> None:
+    """Restore what :func:`simulator_rng_state` returned."""
+    if not state:
+        return
+    import numpy as np
+    from vmas.simulator.environment.environment import Environment
+
+    Environment.vmas_random_state[0] = state["torch"].clone()
+    Environment.vmas_random_state[1] = ("MT19937", state["np_keys"].numpy().astype(np.uint32), state["np_pos"],
+                                        state["np_has_gauss"], state["np_cached_gaussian"])
+    Environment.vmas_random_state[2] = (state["py_version"], tuple(state["py_state"].tolist()), state["py_gauss"])

@@ -1,0 +1,153 @@
+"""Optimization for one agent group: Adam, gradient-norm clipping, KL early-stop masking
+and learning-rate schedules, with the learning rate held as a device tensor.
+
+Agents that share parameters share one step. Agents with their own (stacked,
+``[n_agents, ...]``) parameters step "as if each had its own optimizer" (SPEC §2.4):
+per-agent gradient-norm clip, per-agent learning rate and KL early stop.
+
+The step is ``torch.optim.Adam`` run with ``lr=1`` whose parameter change is then
+scaled by the learning-rate tensor (exact for Adam: its step is linear in ``lr``) and
+masked per agent; a masked agent's parameters and Adam moments are left untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+def clip_grad_norm_per_agent(params: Sequence[nn.Parameter], max_norm: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Clip the gradient norm of each agent's slice (leading dim) of stacked parameters; returns the norms.
+
+    ``max_norm`` is ``[n_agents]``; an entry ``<= 0`` leaves that agent unclipped.
+
+    Example:
+        >>> p = nn.Parameter(torch.zeros(2, 3)); p.grad = torch.tensor([[3.0, 4.0, 0.0], [0.3, 0.4, 0.0]])
+        >>> clip_grad_norm_per_agent([p], torch.tensor([1.0, 1.0]))
+        tensor([5.0000, 0.5000])
+        >>> p.grad
+        tensor([[0.6000, 0.8000, 0.0000],
+                [0.3000, 0.4000, 0.0000]])
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    n = max_norm.shape[0]
+    norms = torch.stack([g.reshape(n, -1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
+    coef = torch.where(max_norm > 0, (max_norm / (norms + eps)).clamp(max=1.0), torch.ones_like(norms))
+    for g in grads:
+        g.mul_(coef.view(n, *([1] * (g.ndim - 1))))
+    return norms
+
+
+class KLAdaptiveLR:
+    """skrl's KL-adaptive learning rate, on a device tensor (one rate, or one per agent).
+
+    ``step(kl)``: where ``kl > kl_threshold · kl_factor`` the rate is divided by
+    ``lr_factor`` (not below ``min_lr``); where ``kl < kl_threshold / kl_factor`` it is
+    multiplied (not above ``max_lr``). No host synchronization.
+
+    Example:
+        >>> lr = torch.tensor([1e-3, 1e-3])
+        >>> sched = KLAdaptiveLR(lr, kl_threshold=0.01)
+        >>> sched.step(torch.tensor([0.05, 0.001]))
+        >>> lr
+        tensor([0.0007, 0.0015])
+    """
+
+    def __init__(self, lr: torch.Tensor, kl_threshold: float = 0.008, min_lr: float = 1e-6, max_lr: float = 1e-2,
+                 kl_factor: float = 2.0, lr_factor: float = 1.5) -> None:
+        if kl_threshold <= 0 or kl_factor <= 1 or lr_factor <= 1 or not 0 < min_lr <= max_lr:
+            raise ValueError("KLAdaptiveLR needs kl_threshold > 0, kl_factor > 1, lr_factor > 1 and 0 < min_lr <= max_lr.")
+        self.lr = lr
+        self.kl_threshold, self.min_lr, self.max_lr = kl_threshold, min_lr, max_lr
+        self.kl_factor, self.lr_factor = kl_factor, lr_factor
+
+    @torch.no_grad()
+    def step(self, kl: torch.Tensor, active: torch.Tensor | None = None) -> None:
+        """Move the rate(s) from this update's approximate KL (only where ``active``)."""
+        lr = self.lr
+        down = (lr / self.lr_factor).clamp(min=self.min_lr)
+        up = (lr * self.lr_factor).clamp(max=self.max_lr)
+        new = torch.where(kl > self.kl_threshold * self.kl_factor, down, torch.where(kl < self.kl_threshold / self.kl_factor, up, lr))
+        if active is not None:
+            new = torch.where(active, new, lr)
+        lr.copy_(new)
+
+    def state_dict(self) -> dict:
+        """The (tensor) learning rate; the hyperparameters come from the config."""
+        return {"lr": self.lr.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the learning rate."""
+        self.lr.copy_(state["lr"])
+
+
+class GroupOptimizer:
+    """Adam for one agent group with a tensor learning rate, gradient-norm clip and per-agent masking.
+
+    Args:
+        params: the group's parameters (policy and critic).
+        lr: learning rate, ``[]`` (shared parameters) or ``[n_agents]`` (stacked per-agent parameters).
+        grad_norm_clip: same shape as ``lr``; ``0`` disables clipping.
+        per_agent: parameters are stacked ``[n_agents, ...]``: clip, scale and mask per agent.
+
+    Example:
+        >>> p = nn.Parameter(torch.ones(3))
+        >>> opt = GroupOptimizer([p], lr=torch.tensor(0.1), grad_norm_clip=torch.tensor(0.0))
+        >>> p.grad = torch.tensor([1.0, -1.0, 0.0]); opt.step()
+        >>> p.detach()
+        tensor([0.9000, 1.1000, 1.0000])
+    """
+
+    def __init__(self, params: Sequence[nn.Parameter], lr: torch.Tensor, grad_norm_clip: torch.Tensor, *,
+                 per_agent: bool = False, eps: float = 1e-8) -> None:
+        self.params = [p for p in params if p.requires_grad]
+        self.lr, self.grad_norm_clip, self.per_agent = lr, grad_norm_clip, per_agent
+        self.adam = torch.optim.Adam(self.params, lr=1.0, eps=eps)
+        if per_agent:
+            n = lr.shape[0]
+            bad = [tuple(p.shape) for p in self.params if p.ndim == 0 or p.shape[0] != n]
+            if bad:
+                raise ValueError(f"per-agent optimization needs every parameter stacked as [n_agents={n}, ...]; got shapes {bad}.")
+        self._clip_on = bool((grad_norm_clip > 0).any())
+
+    def zero_grad(self) -> None:
+        """Clear gradients."""
+        self.adam.zero_grad(set_to_none=True)
+
+    def _view(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        return x.view(-1, *([1] * (p.ndim - 1))) if self.per_agent else x
+
+    @torch.no_grad()
+    def step(self, active: torch.Tensor | None = None) -> None:
+        """Clip, then one Adam step scaled by ``lr``; agents (or the group) where ``active`` is False keep everything."""
+        if self._clip_on:
+            if self.per_agent:
+                clip_grad_norm_per_agent(self.params, self.grad_norm_clip)
+            else:
+                torch.nn.utils.clip_grad_norm_(self.params, self.grad_norm_clip)
+        before = [p.detach().clone() for p in self.params]
+        if active is not None:
+            moments = {id(p): [s.clone() for k, s in self.adam.state[p].items() if k != "step"] for p in self.params if p in self.adam.state}
+        self.adam.step()
+        scale = self.lr if active is None else self.lr * active
+        for p, b in zip(self.params, before):
+            p.copy_(torch.lerp(b, p, self._view(scale, p)))  # b + scale * (adam_step_with_lr_1)
+        if active is not None:
+            for p in self.params:
+                keep = self._view(active, p)
+                saved = moments.get(id(p))
+                if saved is None:  # first step: the moments started at zero
+                    saved = [torch.zeros_like(s) for k, s in self.adam.state[p].items() if k != "step"]
+                for (_k, s), old in zip(((k, s) for k, s in self.adam.state[p].items() if k != "step"), saved):
+                    s.copy_(torch.where(keep, s, old))
+
+    def state_dict(self) -> dict:
+        """Adam's state and the learning rate."""
+        return {"adam": self.adam.state_dict(), "lr": self.lr.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore Adam's state and the learning rate."""
+        self.adam.load_state_dict(state["adam"])
+        self.lr.copy_(state["lr"])

@@ -1,0 +1,100 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from mappo_td.checkpoint import CheckpointError, load_checkpoint
+from mappo_td.trainer import MAPPOTrainer, NonFiniteError
+from tests.helpers import small_config
+
+FULL = dict(state_preprocessor="RunningStandardScaler", value_preprocessor="RunningStandardScaler",
+            learning_rate_scheduler="KLAdaptiveLR", kl_threshold=0.5)
+
+
+def flat(state, prefix=""):
+    out = {}
+    if isinstance(state, dict):
+        for k, v in state.items():
+            out.update(flat(v, f"{prefix}/{k}"))
+    elif isinstance(state, (list, tuple)):
+        for i, v in enumerate(state):
+            out.update(flat(v, f"{prefix}/{i}"))
+    else:
+        out[prefix] = state
+    return out
+
+
+def assert_same(a, b):
+    fa, fb = flat(a), flat(b)
+    assert fa.keys() == fb.keys()
+    for k in fa:
+        if isinstance(fa[k], torch.Tensor):
+            torch.testing.assert_close(fa[k], fb[k], rtol=0, atol=0, msg=k)
+        else:
+            assert fa[k] == fb[k], k
+
+
+def test_round_trip_restores_every_piece_of_state():
+    a = MAPPOTrainer(small_config(**FULL))
+    a.train()
+    path = a.save(Path(a.run_dir) / "rt.pt")
+    b = MAPPOTrainer(small_config(seed=123, **FULL))
+    b.load_state_dict(load_checkpoint(path))
+    sa, sb = a.state_dict(), b.state_dict()
+    sb["rng"] = sa["rng"] = None  # b's generator moved on by its collector reset
+    sb["config"] = sa["config"] = None  # b was built with another seed and folder
+    assert_same(sa, sb)
+    assert b.timestep == 32 and b.updates == a.updates
+
+
+@pytest.mark.parametrize("store_separately", [False, True])
+def test_resume_is_exact(store_separately):
+    exp = {"checkpoint_interval": 32, "store_separately": store_separately}
+    full = MAPPOTrainer(small_config(timesteps=64, experiment=exp, **FULL))
+    full.train()
+    first = MAPPOTrainer(small_config(timesteps=32, experiment=exp, **FULL))
+    first.train()
+    ckpt = Path(first.run_dir) / "checkpoints"
+    if store_separately:
+        assert (ckpt / "agent_32.agents.policy.pt").exists() and (ckpt / "agent_32.agents.critic.pt").exists()
+    resumed = MAPPOTrainer.from_checkpoint(ckpt, {"timesteps": 64})
+    resumed.train()
+    for p, q in zip(full.state_dict()["models"].values(), resumed.state_dict()["models"].values()):
+        for k in p:
+            torch.testing.assert_close(p[k], q[k], rtol=0, atol=0, msg=k)
+
+
+def test_bad_checkpoints_are_refused_clearly(tmp_path):
+    t = MAPPOTrainer(small_config())
+    good = t.save(tmp_path / "agent_0.pt")
+    data = good.read_bytes()
+    (tmp_path / "trunc.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupt, truncated"):
+        load_checkpoint(tmp_path / "trunc.pt")
+    torch.save({"weights": torch.ones(3)}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not a mappo_td checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    torch.save({"format": "mappo_td-checkpoint", "obj": Path("x")}, tmp_path / "code.pt")  # needs unpickling code
+    with pytest.raises(CheckpointError, match="not a plain-tensor checkpoint"):
+        load_checkpoint(tmp_path / "code.pt")
+    other = MAPPOTrainer(small_config(model={"hidden_sizes": [32]}))
+    with pytest.raises(CheckpointError, match="does not match this configuration"):
+        other.load_state_dict(load_checkpoint(good))
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "nothing_here_dir" if (tmp_path / "nothing_here_dir").mkdir() is None else None)
+
+
+def test_nan_reward_stops_the_run_and_keeps_the_last_good_checkpoint():
+    def shaper(reward, timestep, timesteps):
+        return reward + (float("nan") if timestep >= 40 else 0.0)
+
+    t = MAPPOTrainer(small_config(timesteps=80, rewards_shaper=shaper, experiment={"checkpoint_interval": 16, "write_interval": 16}))
+    with pytest.raises(NonFiniteError, match=r"\('next', 'agents', 'reward'\)"):
+        t.train()
+    ckpt = Path(t.run_dir) / "checkpoints"
+    assert sorted(p.name for p in ckpt.glob("agent_*.pt")) == ["agent_16.pt", "agent_32.pt"]
+    state = load_checkpoint(ckpt)
+    assert state["counters"]["timestep"] == 32
+    assert all(torch.isfinite(v).all() for sd in state["models"].values() for v in sd.values())
+    assert json.loads(state["config"])["timesteps"] == 80
