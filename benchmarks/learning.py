@@ -1,0 +1,130 @@
+"""Learning curves: mappo_td vs BenchMARL's MAPPO on VMAS navigation, same hyperparameters and frames.
+
+Both run BenchMARL's default on-policy work: 60 envs x 100 steps = 6,000 frames per iteration,
+45 epochs x 15 minibatches of 400 frames, 256-256 tanh MLPs, shared parameters, centralized
+critic, lr 5e-5, gamma 0.99, lambda 0.9, clip 0.2, grad-norm clip 5, CPU. Prints the final mean
+episode reward and wall time of each (median over seeds) and writes a PNG of reward vs frames.
+
+    python benchmarks/learning.py --frames 60000 --seeds 0 1 2
+    python benchmarks/learning.py --frames 600000 --seeds 0 --plot benchmarks/learning_600k.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from _common import device_name, median, run_benchmarl, versions
+
+from mappo_td.config import TrainConfig
+from mappo_td.trainer import MAPPOTrainer
+
+
+def mappo_td_config(args: argparse.Namespace, seed: int, directory: str) -> TrainConfig:
+    """BenchMARL's MAPPO work, in mappo_td's configuration."""
+    rollouts = args.frames_per_batch // args.n_envs
+    return TrainConfig.from_dict({
+        "rollouts": rollouts, "learning_epochs": args.epochs, "mini_batches": args.frames_per_batch // args.minibatch_size,
+        "discount_factor": 0.99, "lambda": 0.9, "learning_rate": args.lr, "grad_norm_clip": 5.0, "ratio_clip": 0.2,
+        "entropy_loss_scale": 0.0, "value_loss_scale": 1.0,
+        "timesteps": args.frames // args.n_envs, "device": args.device, "seed": seed, "progress": False,
+        "env": {"num_envs": args.n_envs, "max_steps": 100, "scenario_kwargs": {
+            "n_agents": 3, "collisions": True, "agents_with_same_goal": 1, "split_goals": False, "observe_all_goals": False,
+            "shared_rew": False, "lidar_range": 0.35, "agent_radius": 0.1}},
+        "model": {"hidden_sizes": args.hidden, "state_dependent_std": True},
+        "experiment": {"directory": directory, "experiment_name": f"seed{seed}", "write_interval": rollouts, "checkpoint_interval": 0},
+    })
+
+
+def run_mappo_td(args: argparse.Namespace, seed: int) -> dict:
+    directory = tempfile.mkdtemp(prefix="mappo_td_learning_")
+    trainer = MAPPOTrainer(mappo_td_config(args, seed, directory))
+    t0 = time.perf_counter()
+    summary = trainer.train()
+    wall = time.perf_counter() - t0
+    rows = list(csv.DictReader(open(Path(summary["run_dir"]) / "progress.csv")))
+    curve = [(int(r["frames"]), float(r["reward/episode_mean"])) for r in rows]
+    return {"wall_s": wall, "final": curve[-1][1], "curve": curve, "frames": curve[-1][0]}
+
+
+def run_peer(args: argparse.Namespace, seed: int) -> dict:
+    res = run_benchmarl(["--frames", str(args.frames), "--frames-per-batch", str(args.frames_per_batch), "--n-envs", str(args.n_envs),
+                         "--epochs", str(args.epochs), "--minibatch-size", str(args.minibatch_size), "--lr", str(args.lr),
+                         "--hidden", *map(str, args.hidden), "--device", args.device, "--seed", str(seed)])
+    if "error" in res:
+        return res
+    curve = [((r["iter"] + 1) * args.frames_per_batch, r["reward"]) for r in res["iters"]]
+    return {"wall_s": res["wall_s"], "final": curve[-1][1], "curve": curve, "frames": res.get("frames"), "versions": res.get("versions")}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--frames", type=int, default=60_000)
+    p.add_argument("--frames-per-batch", type=int, default=6_000)
+    p.add_argument("--n-envs", type=int, default=60)
+    p.add_argument("--epochs", type=int, default=45)
+    p.add_argument("--minibatch-size", type=int, default=400)
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--no-peer", action="store_true", help="skip BenchMARL")
+    p.add_argument("--plot", default=None, help="PNG path for reward vs frames")
+    p.add_argument("--json", default=None, help="write all numbers here")
+    args = p.parse_args()
+
+    print("benchmark: learning curve, VMAS navigation (3 agents), mappo_td vs BenchMARL MAPPO")
+    print(f"config: {json.dumps({k: v for k, v in vars(args).items() if k not in ('plot', 'json')})}")
+    print(f"device: {device_name(args.device)}")
+    print(f"mappo_td: {versions()}")
+    results: dict[str, list[dict]] = {"mappo_td": [], "benchmarl": []}
+    for seed in args.seeds:
+        r = run_mappo_td(args, seed)
+        results["mappo_td"].append(r)
+        print(f"  mappo_td  seed {seed}: final reward {r['final']:+.3f}  wall {r['wall_s']:.1f}s", flush=True)
+        if not args.no_peer:
+            r = run_peer(args, seed)
+            if "error" in r:
+                print(f"  benchmarl: {r['error']}")
+                args.no_peer = True
+            else:
+                results["benchmarl"].append(r)
+                print(f"  benchmarl seed {seed}: final reward {r['final']:+.3f}  wall {r['wall_s']:.1f}s", flush=True)
+    if results["benchmarl"]:
+        print(f"benchmarl: {results['benchmarl'][0].get('versions')}")
+    print(f"\n{'peer':<11}{'frames':>9}{'seeds':>7}{'final reward (median)':>23}{'wall s (median)':>17}{'frames/s':>10}")
+    for name, rs in results.items():
+        if rs:
+            wall = median([r["wall_s"] for r in rs])
+            print(f"{name:<11}{args.frames:>9}{len(rs):>7}{median([r['final'] for r in rs]):>+23.3f}{wall:>17.1f}{args.frames / wall:>10,.0f}")
+    if len(results["benchmarl"]) == len(results["mappo_td"]):
+        ratio = median([r["wall_s"] for r in results["benchmarl"]]) / median([r["wall_s"] for r in results["mappo_td"]])
+        print(f"speed ratio (BenchMARL wall / mappo_td wall): {ratio:.2f}x")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results))
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for name, color in (("mappo_td", "tab:blue"), ("benchmarl", "tab:orange")):
+            for i, r in enumerate(results[name]):
+                xs, ys = zip(*r["curve"])
+                ax.plot(xs, ys, color=color, alpha=0.9 if i == 0 else 0.4, label=name if i == 0 else None)
+        ax.set_xlabel("frames")
+        ax.set_ylabel("mean episode reward")
+        ax.set_title(f"VMAS navigation, {args.frames:,} frames, BenchMARL's MAPPO settings ({device_name(args.device)})")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(args.plot, dpi=120)
+        print(f"plot: {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
