@@ -17,7 +17,7 @@ import torch
 from tensordict.nn import TensorDictModule, TensorDictSequential
 from torch import nn
 from torchrl.data import Composite
-from torchrl.modules import MultiAgentMLP
+from torchrl.modules import MLP, MultiAgentMLP
 
 from mappo_td.policy import ConcatFlat, NestedKey, _group_spec, _with_preprocessor, observation_input, observation_leaves
 
@@ -49,14 +49,19 @@ class CentralizedCritic(nn.Module):
         super().__init__()
         self.concat = ConcatFlat(event_ndims)
         self.preprocessor = preprocessor if preprocessor is not None else nn.Identity()
-        self.n_agents = n_agents
-        self.mlp = MultiAgentMLP(
-            n_inputs, 1, n_agents, centralized=False, share_params=share_params,
-            depth=len(hidden_sizes), num_cells=list(hidden_sizes), activation_class=activation,
-        )
+        self.n_agents, self.share_params = n_agents, share_params
+        if share_params:  # one value for the team, computed once and shared by every agent
+            self.mlp = MLP(in_features=n_inputs, out_features=1, depth=len(hidden_sizes), num_cells=list(hidden_sizes),
+                           activation_class=activation)
+        else:  # each agent's own network on the same global input
+            self.mlp = MultiAgentMLP(n_inputs, 1, n_agents, centralized=False, share_params=False,
+                                     depth=len(hidden_sizes), num_cells=list(hidden_sizes), activation_class=activation)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         x = self.preprocessor(self.concat(*inputs))
+        if self.share_params:
+            v = self.mlp(x).unsqueeze(-2)
+            return v.expand(*v.shape[:-2], self.n_agents, 1)
         return self.mlp(x.unsqueeze(-2).expand(*x.shape[:-1], self.n_agents, x.shape[-1]))
 
 

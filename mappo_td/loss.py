@@ -108,6 +108,7 @@ class MAPPOLoss(LossModule):
             if not bool(torch.isfinite(t).all()) or not bool((t >= 0).all()):
                 raise ValueError(f"{name} must be finite and >= 0, got {t.flatten().tolist()}.")
             self.register_buffer(name, t)
+        self._entropy_grad = bool((self.entropy_loss_scale != 0).any())
         self.set_keys(**{k: (group, v) for k, v in (
             ("action", "action"), ("sample_log_prob", "action_log_prob"), ("advantage", "advantage"),
             ("value_target", "value_target"), ("value", "state_value"))})
@@ -193,7 +194,11 @@ class MAPPOLoss(LossModule):
         ratio = log_ratio.exp()
         c = self.ratio_clip
         surrogate = torch.min(advantage * ratio, advantage * ratio.clamp(1 - c, 1 + c))
-        entropy = _entropy(dist).unsqueeze(-1)
+        if self._entropy_grad:
+            entropy = _entropy(dist).unsqueeze(-1)
+        else:  # scale 0: a diagnostic only, no graph
+            with torch.no_grad():
+                entropy = _entropy(dist).unsqueeze(-1)
 
         value = self.critic_network(tensordict.select(*self.critic_network.in_keys, strict=False)).get(k.value)
         if value.shape != target.shape:

@@ -127,6 +127,7 @@ class MAPPOTrainer:
             sampler=SamplerWithoutReplacement(drop_last=True), batch_size=cfg.minibatch_size,
         )
         self.finite_keys = self._finite_keys()
+        self._update_keys = self._loss_keys()  # what the minibatches carry
         self.timestep = 0  # environment steps taken (each advances every parallel env)
         self.iteration = 0
         self.updates = 0  # gradient steps
@@ -214,6 +215,14 @@ class MAPPOTrainer:
         if cls is None:
             raise ValueError(f"unknown learning_rate_scheduler {sched!r}; use 'KLAdaptiveLR' or a torch.optim.lr_scheduler class name.")
         return cls(optimizer.adam, **kwargs)  # acts as a factor on learning_rate (Adam runs at lr=1, see mappo_td.optim)
+
+    def _loss_keys(self) -> list:
+        keys: list = []
+        for g in self.groups:
+            k = g.loss.tensor_keys
+            keys += [*g.policy.in_keys, *g.critic.in_keys, k.action, k.sample_log_prob, k.advantage, k.value_target, k.value]
+        keys += [k for k in self.finite_keys if k[-1] == "reward"]  # the (shaped) rewards, for inspection
+        return list(dict.fromkeys(keys))
 
     def _finite_keys(self) -> list[tuple[str, ...]]:
         keys: list[tuple[str, ...]] = []
@@ -331,7 +340,7 @@ class MAPPOTrainer:
 
     def _update(self, data: TensorDictBase) -> None:
         m = self.cfg.mappo
-        self.buffer.extend(data.reshape(-1))
+        self.buffer.extend(data.select(*self._update_keys).reshape(-1))
         for _ in range(m.learning_epochs):
             active = {g.name: torch.ones_like(g.optimizer.lr, dtype=torch.bool) for g in self.groups if g.kl_threshold is not None}
             for _ in range(m.mini_batches):
