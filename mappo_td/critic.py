@@ -19,7 +19,15 @@ from torch import nn
 from torchrl.data import Composite
 from torchrl.modules import MLP, MultiAgentMLP
 
-from mappo_td.policy import ConcatFlat, NestedKey, _group_spec, _with_preprocessor, observation_input, observation_leaves
+from mappo_td.policy import (
+    ConcatFlat,
+    NestedKey,
+    _group_spec,
+    _with_preprocessor,
+    agent_mlp,
+    observation_input,
+    observation_leaves,
+)
 
 
 class CentralizedCritic(nn.Module):
@@ -98,10 +106,7 @@ def make_critic(
     if not centralized:
         pre, in_key, n_in = observation_input(observation_spec, group, observation_key)
         pre, in_key = _with_preprocessor(pre, in_key, group, input_preprocessor, "critic_input_normalized")
-        net = MultiAgentMLP(
-            n_in, 1, n_agents, centralized=False, share_params=share_params,
-            depth=len(hidden_sizes), num_cells=list(hidden_sizes), activation_class=activation,
-        )
+        net = agent_mlp(n_in, 1, n_agents, share_params=share_params, hidden_sizes=hidden_sizes, activation=activation)
         critic = TensorDictSequential(*pre, TensorDictModule(net, in_keys=[in_key], out_keys=[(group, "state_value")]))
     else:
         if state_key is not None and state_key in observation_spec.keys(include_nested=True):

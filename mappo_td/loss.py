@@ -7,13 +7,52 @@ from dataclasses import dataclass
 
 import torch
 from tensordict import TensorDict, TensorDictBase
-from tensordict.nn import ProbabilisticTensorDictSequential, TensorDictModuleBase
+from tensordict.nn import ProbabilisticTensorDictSequential, TensorDictModule, TensorDictModuleBase, TensorDictSequential
+from torch import nn
 from torchrl.objectives import LossModule
 
 from mappo_td._multiagent import PerAgent, per_agent_tensor
 from mappo_td.gae import MAPPOGAE
 
 NestedKey = str | tuple[str, ...]
+
+
+class _TensorPlan:
+    """A chain of ``TensorDictModule``s run on a plain ``{key: tensor}`` dict: the same modules, without
+    TensorDict bookkeeping on the hot path. Built only for plain chains; anything else keeps the TensorDict path."""
+
+    def __init__(self, steps: list[tuple[nn.Module, list, list]]) -> None:
+        self.steps = steps
+        self.in_keys = list(dict.fromkeys(k for _, ins, _ in steps for k in ins if not any(k in outs for _, _, outs in steps)))
+
+    @classmethod
+    def of(cls, module: nn.Module) -> _TensorPlan | None:
+        steps = cls._steps(module)
+        return cls(steps) if steps else None
+
+    @classmethod
+    def _steps(cls, module: nn.Module) -> list | None:
+        if isinstance(module, ProbabilisticTensorDictSequential):
+            return cls._steps(module[0]) if len(module.module) == 2 else None
+        if isinstance(module, TensorDictSequential):
+            out = []
+            for m in module.module:
+                sub = cls._steps(m)
+                if sub is None:
+                    return None
+                out += sub
+            return out
+        if type(module) is TensorDictModule and module.out_keys_source == module.out_keys:
+            return [(module.module, list(module.in_keys), list(module.out_keys))]
+        return None
+
+    def __call__(self, values: dict) -> dict:
+        for m, ins, outs in self.steps:
+            res = m(*[values[k] for k in ins])
+            if isinstance(res, torch.Tensor):
+                res = (res,)
+            values.update(zip(outs, res))
+        return values
 
 
 def _entropy(dist: torch.distributions.Distribution) -> torch.Tensor:
@@ -46,7 +85,9 @@ class MAPPOLoss(LossModule):
 
     Coefficients are scalars or per agent (dict by agent name with ``agents``, or a
     length-``n_agents`` sequence). ``per_agent=True`` reduces every term per agent
-    (for agents trained with their own parameters and optimizer).
+    (for agents trained with their own parameters and optimizer). With ``fast=True``
+    (default) networks built as plain ``TensorDictModule`` chains run on a dict of
+    tensors (the same modules and distribution; no TensorDict bookkeeping per step).
 
     Example:
         >>> from torchrl.data import Categorical, Composite, Unbounded
@@ -89,6 +130,7 @@ class MAPPOLoss(LossModule):
         entropy_loss_scale: PerAgent = 0.0,
         value_loss_scale: PerAgent = 1.0,
         per_agent: bool = False,
+        fast: bool = True,
     ) -> None:
         super().__init__()
         self.actor_network = actor_network
@@ -109,6 +151,12 @@ class MAPPOLoss(LossModule):
                 raise ValueError(f"{name} must be finite and >= 0, got {t.flatten().tolist()}.")
             self.register_buffer(name, t)
         self._entropy_grad = bool((self.entropy_loss_scale != 0).any())
+        self._plans = None
+        if fast:
+            actor, critic = _TensorPlan.of(actor_network), _TensorPlan.of(critic_network)
+            dist_module = actor_network.module[-1] if isinstance(actor_network, ProbabilisticTensorDictSequential) else None
+            if actor is not None and critic is not None and dist_module is not None:
+                self._plans = (actor, critic, dist_module)
         self.set_keys(**{k: (group, v) for k, v in (
             ("action", "action"), ("sample_log_prob", "action_log_prob"), ("advantage", "advantage"),
             ("value_target", "value_target"), ("value", "state_value"))})
@@ -186,7 +234,13 @@ class MAPPOLoss(LossModule):
                 "[*B, n_agents]; team-shared signals must be broadcast to agents before the loss (see MAPPOGAE)."
             )
 
-        dist = self.actor_network.get_dist(tensordict.select(*self.actor_network.in_keys, strict=False))
+        if self._plans is not None:
+            actor, critic, dist_module = self._plans
+            values = actor({k: tensordict.get(k) for k in actor.in_keys})
+            params = {(n[-1] if isinstance(n, tuple) else n): values[k] for n, k in zip(dist_module.dist_keys, dist_module.in_keys)}
+            dist = dist_module.distribution_class(**params, **dist_module.distribution_kwargs)
+        else:
+            dist = self.actor_network.get_dist(tensordict.select(*self.actor_network.in_keys, strict=False))
         log_prob = dist.log_prob(action)
         if log_prob.shape != old_log_prob.shape:
             raise ValueError(f"policy log-prob shape {tuple(log_prob.shape)} != stored {tuple(old_log_prob.shape)} at {k.sample_log_prob!r}.")
@@ -196,11 +250,17 @@ class MAPPOLoss(LossModule):
         surrogate = torch.min(advantage * ratio, advantage * ratio.clamp(1 - c, 1 + c))
         if self._entropy_grad:
             entropy = _entropy(dist).unsqueeze(-1)
-        else:  # scale 0: a diagnostic only, no graph
+        else:  # scale 0: a diagnostic only, no graph (without a closed form: −log π of the batch's own actions)
             with torch.no_grad():
-                entropy = _entropy(dist).unsqueeze(-1)
+                try:
+                    entropy = dist.entropy().unsqueeze(-1)
+                except NotImplementedError:
+                    entropy = -log_prob.detach().unsqueeze(-1)
 
-        value = self.critic_network(tensordict.select(*self.critic_network.in_keys, strict=False)).get(k.value)
+        if self._plans is not None:
+            value = critic({kk: tensordict.get(kk) for kk in critic.in_keys})[k.value]
+        else:
+            value = self.critic_network(tensordict.select(*self.critic_network.in_keys, strict=False)).get(k.value)
         if value.shape != target.shape:
             raise ValueError(f"critic output {tuple(value.shape)} at {k.value!r} does not match value_target {tuple(target.shape)}.")
         if self.clip_predicted_values:

@@ -104,7 +104,13 @@ class GroupOptimizer:
                  per_agent: bool = False, eps: float = 1e-8) -> None:
         self.params = [p for p in params if p.requires_grad]
         self.lr, self.grad_norm_clip, self.per_agent = lr, grad_norm_clip, per_agent
-        self.adam = torch.optim.Adam(self.params, lr=1.0, eps=eps)
+        # Shared parameters: Adam reads the device learning-rate tensor itself. Per agent: Adam runs at lr=1 and
+        # each agent's change is scaled by its rate (Adam's step is linear in lr).
+        self.native = not per_agent and lr.ndim == 0
+        try:  # fused Adam: one kernel per tensor on CPU and CUDA, takes a tensor lr
+            self.adam = torch.optim.Adam(self.params, lr=lr if self.native else 1.0, eps=eps, fused=True)
+        except (RuntimeError, ValueError):
+            self.adam = torch.optim.Adam(self.params, lr=lr if self.native else 1.0, eps=eps, foreach=False)
         if per_agent:
             n = lr.shape[0]
             bad = [tuple(p.shape) for p in self.params if p.ndim == 0 or p.shape[0] != n]
@@ -127,13 +133,20 @@ class GroupOptimizer:
                 clip_grad_norm_per_agent(self.params, self.grad_norm_clip)
             else:
                 torch.nn.utils.clip_grad_norm_(self.params, self.grad_norm_clip)
+        if self.native and active is None:
+            self.adam.step()
+            return
         before = [p.detach().clone() for p in self.params]
         if active is not None:
             moments = {id(p): [s.clone() for k, s in self.adam.state[p].items() if k != "step"] for p in self.params if p in self.adam.state}
         self.adam.step()
-        scale = self.lr if active is None else self.lr * active
-        for p, b in zip(self.params, before):
-            p.copy_(torch.lerp(b, p, self._view(scale, p)))  # b + scale * (adam_step_with_lr_1)
+        if self.native:  # lr already applied by Adam; only the mask remains
+            for p, b in zip(self.params, before):
+                p.copy_(torch.where(active, p, b))
+        else:
+            scale = self.lr if active is None else self.lr * active
+            for p, b in zip(self.params, before):
+                p.copy_(torch.lerp(b, p, self._view(scale, p)))  # b + scale * (adam_step_with_lr_1)
         if active is not None:
             for p in self.params:
                 keep = self._view(active, p)
@@ -143,6 +156,11 @@ class GroupOptimizer:
                 for (_k, s), old in zip(((k, s) for k, s in self.adam.state[p].items() if k != "step"), saved):
                     s.copy_(torch.where(keep, s, old))
 
+    def effective_lr(self) -> torch.Tensor:
+        """The learning rate(s) in force, schedules included."""
+        group_lr = self.adam.param_groups[0]["lr"]
+        return torch.as_tensor(group_lr).clone() if self.native else self.lr * group_lr
+
     def state_dict(self) -> dict:
         """Adam's state and the learning rate."""
         return {"adam": self.adam.state_dict(), "lr": self.lr.clone()}
@@ -151,3 +169,7 @@ class GroupOptimizer:
         """Restore Adam's state and the learning rate."""
         self.adam.load_state_dict(state["adam"])
         self.lr.copy_(state["lr"])
+        if self.native:  # loading replaced the group's lr tensor: point it back at ours (the schedules move ours)
+            self.lr.copy_(self.adam.param_groups[0]["lr"])
+            for group in self.adam.param_groups:
+                group["lr"] = self.lr

@@ -25,7 +25,7 @@ from tensordict.nn import TensorDictModule, TensorDictModuleBase, TensorDictSequ
 from torch import distributions as D
 from torch import nn
 from torchrl.data import Binary, Bounded, Categorical, Composite, MultiCategorical, MultiOneHot, OneHot, TensorSpec
-from torchrl.modules import IndependentNormal, MultiAgentMLP, ProbabilisticActor, TanhNormal
+from torchrl.modules import MLP, IndependentNormal, MultiAgentMLP, ProbabilisticActor, TanhNormal
 
 from mappo_td.distributions import (
     MultiCategorical as MultiCategoricalDist,
@@ -113,6 +113,24 @@ def observation_input(observation_spec: Composite, group: str, observation_key: 
     out_key = (group, "observation_vec")
     flat = TensorDictModule(ConcatFlat([len(s) for _, s in leaves]), in_keys=[(group, *k) for k, _ in leaves], out_keys=[out_key])
     return [flat], out_key, n_features
+
+
+def agent_mlp(n_in: int, n_out: int, n_agents: int, *, share_params: bool, hidden_sizes: Sequence[int],
+              activation: type[nn.Module] = nn.Tanh, **kwargs) -> nn.Module:
+    """A decentralized per-agent MLP on ``[*B, n_agents, n_in]``.
+
+    Shared parameters: TorchRL's ``MLP`` on the last dim (what ``MultiAgentMLP(share_params=True,
+    centralized=False)`` computes, without its per-call parameter swap); separate: ``MultiAgentMLP``.
+
+    Example:
+        >>> agent_mlp(4, 2, 3, share_params=True, hidden_sizes=(8,))(torch.zeros(5, 3, 4)).shape
+        torch.Size([5, 3, 2])
+    """
+    if share_params:
+        return MLP(in_features=n_in, out_features=n_out, depth=len(hidden_sizes), num_cells=list(hidden_sizes),
+                   activation_class=activation, **kwargs)
+    return MultiAgentMLP(n_in, n_out, n_agents, centralized=False, share_params=False, depth=len(hidden_sizes),
+                         num_cells=list(hidden_sizes), activation_class=activation, **kwargs)
 
 
 def _with_preprocessor(
@@ -230,10 +248,7 @@ def make_policy(
     n_out, post, dist_keys, dist_cls, dist_kwargs = _action_head(
         gspec["action"], group, n_agents, share_params, distribution, state_dependent_std, tanh_squash, log_std_init
     )
-    net = MultiAgentMLP(
-        n_in, n_out, n_agents, centralized=False, share_params=share_params,
-        depth=len(hidden_sizes), num_cells=list(hidden_sizes), activation_class=activation,
-    )
+    net = agent_mlp(n_in, n_out, n_agents, share_params=share_params, hidden_sizes=hidden_sizes, activation=activation)
     body = TensorDictModule(net, in_keys=[in_key], out_keys=[_net_out_key(group, dist_keys, state_dependent_std)])
     policy = ProbabilisticActor(
         TensorDictSequential(*pre, body, *post),
@@ -295,14 +310,12 @@ def make_shared_actor_critic(
         gspec["action"], group, n_agents, share_params, distribution, False, tanh_squash, log_std_init
     )
     width = hidden_sizes[-1]
-    trunk = MultiAgentMLP(
-        n_in, width, n_agents, centralized=False, share_params=share_params, depth=len(hidden_sizes) - 1,
-        num_cells=list(hidden_sizes[:-1]), activation_class=activation, activate_last_layer=True,
-    )
+    trunk = agent_mlp(n_in, width, n_agents, share_params=share_params, hidden_sizes=hidden_sizes[:-1], activation=activation,
+                      activate_last_layer=True)
     common = TensorDictSequential(*pre, TensorDictModule(trunk, in_keys=[in_key], out_keys=[(group, "hidden")]))
 
-    def head(n: int) -> MultiAgentMLP:
-        return MultiAgentMLP(width, n, n_agents, centralized=False, share_params=share_params, depth=0)
+    def head(n: int) -> nn.Module:
+        return agent_mlp(width, n, n_agents, share_params=share_params, hidden_sizes=())
 
     pi_body = TensorDictModule(head(n_out), in_keys=[(group, "hidden")], out_keys=[_net_out_key(group, dist_keys, False)])
     policy = ProbabilisticActor(

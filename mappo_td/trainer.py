@@ -118,9 +118,11 @@ class MAPPOTrainer:
         self.groups = [self._build_group(g, agents) for g, agents in self.group_map.items()]
         self.acting = _ActingPolicy(self.groups, {g.name: self.env.full_action_spec[g.name, "action"] for g in self.groups},
                                     cfg.mappo.random_timesteps)
+        self._check_fast_path()
         self.collector = Collector(
             self.env, self.acting, frames_per_batch=cfg.frames_per_iteration, total_frames=-1, device=self.device,
             auto_register_policy_transforms=False, trust_policy=True,
+            compile_policy=cfg.compile or None, cudagraph_policy=cfg.cudagraphs or None,
         )
         self.buffer = ReplayBuffer(
             storage=LazyTensorStorage(cfg.frames_per_iteration, device=self.device),
@@ -134,6 +136,7 @@ class MAPPOTrainer:
         self._stats = self._zero_stats()
         self._nonfinite = torch.zeros(len(self.finite_keys), dtype=torch.bool, device=self.device)
         self.run_dir: Path | None = None
+        self._step_fn = self._make_step_fn()
 
     # ------------------------------------------------------------------ construction
     def _check_agent_names(self) -> None:
@@ -204,6 +207,33 @@ class MAPPOTrainer:
         return _Group(name, agents, policy, critic, loss, gae, optimizer, self._make_scheduler(optimizer),
                       kl if bool((kl > 0).any()) else None, separate, pre)
 
+    def _check_fast_path(self) -> None:
+        cfg = self.cfg
+        if cfg.cudagraphs and self.device.type != "cuda":
+            raise ValueError(f"cudagraphs=True needs a CUDA device, the run is on {self.device}; use --no-cudagraphs (or --compile on CPU).")
+        if (cfg.compile or cfg.cudagraphs) and any(g.scheduler is not None and not isinstance(g.scheduler, KLAdaptiveLR) for g in self.groups):
+            raise ValueError("compile/cudagraphs keep the learning rate on the device: use learning_rate_scheduler='KLAdaptiveLR' "
+                             "(a device tensor) or run without --compile/--cudagraphs to use a torch.optim.lr_scheduler.")
+
+    def _make_step_fn(self):
+        """The gradient step, as is (plain), ``torch.compile``d, or captured with tensordict's CudaGraphModule."""
+        if not (self.cfg.compile or self.cfg.cudagraphs):
+            return self._step
+        fn = torch.compile(self._step) if self.cfg.compile else self._step
+        if not self.cfg.cudagraphs:
+            return fn
+        from tensordict.nn import CudaGraphModule
+
+        graphs = {}
+
+        def step(g: _Group, batch: TensorDictBase, active: torch.Tensor | None) -> None:
+            key = (g.name, active is None)
+            if key not in graphs:
+                graphs[key] = CudaGraphModule(lambda b, a=None, _g=g: fn(_g, b, a), warmup=3)
+            graphs[key](batch) if active is None else graphs[key](batch, active)
+
+        return step
+
     def _make_scheduler(self, optimizer: GroupOptimizer) -> Any:
         sched, kwargs = self.cfg.mappo.learning_rate_scheduler, self.cfg.mappo.learning_rate_scheduler_kwargs
         if sched is None:
@@ -235,7 +265,7 @@ class MAPPOTrainer:
         return list(dict.fromkeys(keys))
 
     def _zero_stats(self) -> dict[str, torch.Tensor]:
-        z = {f"{g}/{t}": torch.zeros((), device=self.device) for g in self.group_map for t in LOSS_TERMS}
+        z = {f"{g}/terms": torch.zeros(len(LOSS_TERMS), device=self.device) for g in self.group_map}
         z.update({k: torch.zeros((), device=self.device) for k in ("updates", "ep_return", "ep_length", "episodes")})
         z.update({f"{g}/ep_return": torch.zeros((), device=self.device) for g in self.group_map})
         return z
@@ -346,7 +376,7 @@ class MAPPOTrainer:
             for _ in range(m.mini_batches):
                 batch = self.buffer.sample()
                 for g in self.groups:
-                    self._step(g, batch, active.get(g.name))
+                    self._step_fn(g, batch, active.get(g.name))
                 self.updates += 1
                 self._stats["updates"] += 1
 
@@ -365,8 +395,7 @@ class MAPPOTrainer:
             g.scheduler.step(out["kl_approx"].detach(), active)
         elif g.scheduler is not None:
             g.scheduler.step()
-        for t in LOSS_TERMS:
-            self._stats[f"{g.name}/{t}"] += out[t].detach().mean()
+        self._stats[f"{g.name}/terms"] += torch.stack([out[t].detach().mean() for t in LOSS_TERMS])  # one add, read at log time
 
     # ------------------------------------------------------------------ outputs
     def _open_run(self) -> None:
@@ -411,7 +440,9 @@ class MAPPOTrainer:
                     desc=f"MAPPO {self.cfg.env.scenario} [{self.device}]", dynamic_ncols=True)
 
     def _write(self, fps: float) -> dict[str, Any]:
-        s = {k: float(v) for k, v in self._stats.items()}  # one host read per interval
+        s = {k: float(v) for k, v in self._stats.items() if v.ndim == 0}  # host reads, once per interval
+        for g in self.group_map:
+            s.update({f"{g}/{t}": v for t, v in zip(LOSS_TERMS, self._stats[f"{g}/terms"].tolist())})
         n_up, n_ep = max(s["updates"], 1.0), s["episodes"]
         row: dict[str, Any] = {"timestep": self.timestep, "frames": self.timestep * self.cfg.env.num_envs,
                                "iteration": self.iteration, "frames_per_s": fps}
@@ -423,8 +454,7 @@ class MAPPOTrainer:
                 row[f"reward/{g.name}/episode_mean"] = s[f"{g.name}/ep_return"] / n_ep if n_ep else float("nan")
             for t in LOSS_TERMS:
                 row[f"{g.name}/{t}"] = s[f"{g.name}/{t}"] / n_up if s["updates"] else float("nan")
-            lr = g.optimizer.lr.float().mean() * g.optimizer.adam.param_groups[0]["lr"]
-            row[f"{g.name}/learning_rate"] = float(lr)
+            row[f"{g.name}/learning_rate"] = float(g.optimizer.effective_lr().float().mean())
         for k, v in row.items():
             if k not in ("timestep",) and isinstance(v, float) and math.isfinite(v):
                 self._tb.log_scalar(k, v, step=self.timestep)
@@ -436,7 +466,8 @@ class MAPPOTrainer:
             if new:
                 w.writeheader()
             w.writerow(row)
-        self._stats = self._zero_stats()
+        for v in self._stats.values():
+            v.zero_()  # in place: a captured step keeps writing to these tensors
         return row
 
     def _raise_if_nonfinite(self) -> None:
