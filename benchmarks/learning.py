@@ -75,7 +75,11 @@ def main() -> None:
     p.add_argument("--no-peer", action="store_true", help="skip BenchMARL")
     p.add_argument("--plot", default=None, help="PNG path for reward vs frames")
     p.add_argument("--json", default=None, help="write all numbers here")
+    p.add_argument("--tiny", action="store_true", help="seconds-long smoke run without the peer (CI)")
     args = p.parse_args()
+    if args.tiny:
+        args.frames, args.frames_per_batch, args.n_envs, args.epochs, args.minibatch_size, args.hidden = 160, 80, 8, 1, 40, [16]
+        args.no_peer, args.seeds = True, [0]
 
     print("benchmark: learning curve, VMAS navigation (3 agents), mappo_td vs BenchMARL MAPPO")
     print(f"config: {json.dumps({k: v for k, v in vars(args).items() if k not in ('plot', 'json')})}")

@@ -148,12 +148,12 @@ def main() -> None:
         print(f"{name:<9}{v:<30}{fps:>18,.0f}{(f'{rb:.2f}x' if rb else '-'):>14}{(f'{rs:.2f}' if rs else '-'):>12}"
               f"{(f'{mb:,.0f}' if mb else '-'):>9}  {', '.join(f'{x:,.0f}' for x in runs)}")
     if args.scaling:
-        base = WORKLOADS[args.workloads[-1]]
-        print(f"\nscaling ({args.workloads[-1]} update, rollouts {base['steps']}, variant {variants[-1]}):")
+        base = WORKLOADS["W3"]  # skrl's default update: 16 rollouts, 8 epochs x 2 minibatches, 64-64
+        print(f"\nscaling (W3's update: rollouts {base['steps']}, {base['epochs']} epochs x 2 minibatches, 64-64; variant {variants[-1]}):")
         print(f"{'envs':>7}{'frames/s':>12}{'peak MB':>10}{'raw sim frames/s':>18}")
         for n in args.scaling:
-            spec = {**base, "n_envs": n, "minibatch": max(1, n * base["steps"] // 15), "device": args.device,
-                    "compile": variants[-1] != "plain", "cudagraphs": variants[-1] == "cudagraphs", "epochs": base["epochs"]}
+            spec = {**base, "n_envs": n, "minibatch": max(1, n * base["steps"] // 2), "device": args.device,
+                    "compile": variants[-1] != "plain", "cudagraphs": variants[-1] == "cudagraphs"}
             r = measure(spec, 1)
             sim = raw_sim(n, args.device)
             print(f"{n:>7}{r.get('fps', float('nan')):>12,.0f}{r.get('peak_mb', float('nan')):>10,.0f}{sim.get('fps', float('nan')):>18,.0f}", flush=True)

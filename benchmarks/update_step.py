@@ -135,7 +135,10 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--compile", action="store_true", help="also time mappo_td with torch.compile")
     p.add_argument("--json", default=None)
+    p.add_argument("--tiny", action="store_true", help="seconds-long smoke run (CI)")
     args = p.parse_args()
+    if args.tiny:
+        args.hidden, args.n_envs, args.steps, args.minibatch_size, args.repeats, args.warmup = [16], 8, 10, 40, 1, 1
     device = torch.device(args.device)
 
     print("benchmark: one minibatch update (loss + backward + grad clip + Adam), VMAS navigation batch")
