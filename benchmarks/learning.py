@@ -123,7 +123,7 @@ def main() -> None:
                 ax.plot(xs, ys, color=color, alpha=0.9 if i == 0 else 0.4, label=name if i == 0 else None)
         ax.set_xlabel("frames")
         ax.set_ylabel("mean episode reward")
-        ax.set_title(f"VMAS navigation, {args.frames:,} frames, BenchMARL's MAPPO settings ({device_name(args.device)})")
+        ax.set_title(f"VMAS navigation, {args.frames:,} frames, BenchMARL's MAPPO settings\n{device_name(args.device)}", fontsize=10)
         ax.legend()
         fig.tight_layout()
         fig.savefig(args.plot, dpi=120)

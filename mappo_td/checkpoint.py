@@ -58,7 +58,14 @@ def _load(path: Path) -> Any:
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path, *, store_separately: bool = False) -> Path:
-    """Write ``state`` (with ``state["models"]``: name -> state_dict) to ``path`` atomically; returns ``path``."""
+    """Write ``state`` (with ``state["models"]``: name -> state_dict) to ``path`` atomically; returns ``path``.
+
+    Example:
+        >>> import tempfile
+        >>> p = save_checkpoint({"models": {"a/policy": {"w": torch.ones(1)}}}, f"{tempfile.mkdtemp()}/agent_5.pt", store_separately=True)
+        >>> load_checkpoint(p.parent)["models"]["a/policy"]["w"]
+        tensor([1.])
+    """
     path = Path(path)
     state = {"format": FORMAT, "version": VERSION, **state}
     if store_separately:

@@ -90,7 +90,13 @@ def _read_config(path: str) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``mappo-td`` argument parser (``train`` and ``eval``)."""
+    """The ``mappo-td`` argument parser (``train`` and ``eval``).
+
+    Example:
+        >>> args = build_parser().parse_args(["train", "--rollouts", "32", "--lambda", "0.9", "--no-share-params"])
+        >>> _overrides(args)
+        {'mappo': {'rollouts': 32, 'lambda': 0.9}, 'model': {'share_params': False}}
+    """
     parser = argparse.ArgumentParser(prog="mappo-td", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
     train = sub.add_parser("train", help="train MAPPO (no arguments: VMAS navigation)")
@@ -106,7 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``mappo-td``."""
+    """Entry point of ``mappo-td``; returns the exit status (2 on bad input, with the reason on stderr).
+
+    Example:
+        >>> main(["train", "--rollouts", "0"])
+        2
+    """
     args = build_parser().parse_args(argv)
     if args.command is None:
         args = build_parser().parse_args(["train", *(argv or [])])
@@ -114,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.getLogger("torchrl").setLevel(logging.WARNING)  # keep the progress bar on one line
     from mappo_td.checkpoint import CheckpointError
-    from mappo_td.trainer import MAPPOTrainer, NonFiniteError
+    from mappo_td.trainer import MAPPOTrainer, NonFiniteError, RenderError
 
     try:
         if args.command == "train":
@@ -136,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             trainer = _trainer_for_eval(args.checkpoint, overrides)
             result = trainer.evaluate(args.episodes, render=args.render)
             print(f"{int(result['episodes'])} episodes: mean return {result['return_mean']:.4f} (std {result['return_std']:.4f})")
-    except (ValueError, CheckpointError, NonFiniteError, FileNotFoundError) as err:
+    except (ValueError, CheckpointError, NonFiniteError, RenderError, FileNotFoundError) as err:
         print(f"mappo-td: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -98,6 +98,11 @@ def simulator_rng_state() -> dict:
     """VMAS's own random state (it swaps a private torch/numpy/python state in around every call).
 
     Returned as tensors and numbers only, so it fits in a ``weights_only`` checkpoint.
+
+    Example:
+        >>> state = simulator_rng_state()
+        >>> set_simulator_rng_state(state); torch.equal(simulator_rng_state()["torch"], state["torch"])
+        True
     """
     try:
         from vmas.simulator.environment.environment import Environment
@@ -114,7 +119,7 @@ def simulator_rng_state() -> dict:
 
 
 def set_simulator_rng_state(state: dict) -> None:
-    """Restore what :func:`simulator_rng_state` returned."""
+    """Restore what :func:`simulator_rng_state` returned (see its example)."""
     if not state:
         return
     import numpy as np

@@ -107,8 +107,9 @@ class GroupOptimizer:
         # Shared parameters: Adam reads the device learning-rate tensor itself. Per agent: Adam runs at lr=1 and
         # each agent's change is scaled by its rate (Adam's step is linear in lr).
         self.native = not per_agent and lr.ndim == 0
+        capturable = self.params[0].is_cuda  # CUDA graphs replay the step: its counters must live on the device
         try:  # fused Adam: one kernel per tensor on CPU and CUDA, takes a tensor lr
-            self.adam = torch.optim.Adam(self.params, lr=lr if self.native else 1.0, eps=eps, fused=True)
+            self.adam = torch.optim.Adam(self.params, lr=lr if self.native else 1.0, eps=eps, fused=True, capturable=capturable)
         except (RuntimeError, ValueError):
             self.adam = torch.optim.Adam(self.params, lr=lr if self.native else 1.0, eps=eps, foreach=False)
         if per_agent:

@@ -18,6 +18,7 @@ Composite (Dict space) is flattened leaf by leaf in sorted key order) and writes
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -196,6 +197,43 @@ def _action_head(
     return n_out, [scale], keys, IndependentNormal, {"tanh_loc": False}
 
 
+@dataclass
+class _PolicyParts:
+    """What both policy builders need: input modules, network sizes, and the distribution head."""
+
+    n_agents: int
+    pre: list  # observation flattening / preprocessing modules
+    in_key: NestedKey
+    n_in: int
+    n_out: int
+    post: list  # modules after the network (scale heads)
+    dist_keys: dict
+    dist_cls: type
+    dist_kwargs: dict
+    net_out_key: NestedKey
+
+    def actor(self, group: str, *body: TensorDictModuleBase) -> ProbabilisticActor:
+        return ProbabilisticActor(
+            TensorDictSequential(*body, *self.post), in_keys=self.dist_keys, out_keys=[(group, "action")],
+            distribution_class=self.dist_cls, distribution_kwargs=self.dist_kwargs, return_log_prob=True,
+            log_prob_key=(group, "action_log_prob"),
+        )
+
+
+def _policy_parts(observation_spec: Composite, action_spec: Composite, group: str, observation_key: NestedKey,
+                  input_preprocessor: nn.Module | None, share_params: bool, distribution: Distribution,
+                  state_dependent_std: bool, tanh_squash: bool | None, log_std_init: float) -> _PolicyParts:
+    gspec = _group_spec(action_spec, group, "action")
+    n_agents = gspec.shape[-1]
+    pre, in_key, n_in = observation_input(observation_spec, group, observation_key)
+    pre, in_key = _with_preprocessor(pre, in_key, group, input_preprocessor, "observation_normalized")
+    n_out, post, dist_keys, dist_cls, dist_kwargs = _action_head(
+        gspec["action"], group, n_agents, share_params, distribution, state_dependent_std, tanh_squash, log_std_init
+    )
+    return _PolicyParts(n_agents, pre, in_key, n_in, n_out, post, dist_keys, dist_cls, dist_kwargs,
+                        _net_out_key(group, dist_keys, state_dependent_std))
+
+
 def _net_out_key(group: str, distribution_keys: dict, state_dependent: bool) -> tuple[str, str]:
     if "logits" in distribution_keys:
         return (group, "logits")
@@ -241,24 +279,10 @@ def make_policy(
         >>> out["agents", "action"].shape, out["agents", "action_log_prob"].shape
         (torch.Size([8, 3]), torch.Size([8, 3]))
     """
-    gspec = _group_spec(action_spec, group, "action")
-    n_agents = gspec.shape[-1]
-    pre, in_key, n_in = observation_input(observation_spec, group, observation_key)
-    pre, in_key = _with_preprocessor(pre, in_key, group, input_preprocessor, "observation_normalized")
-    n_out, post, dist_keys, dist_cls, dist_kwargs = _action_head(
-        gspec["action"], group, n_agents, share_params, distribution, state_dependent_std, tanh_squash, log_std_init
-    )
-    net = agent_mlp(n_in, n_out, n_agents, share_params=share_params, hidden_sizes=hidden_sizes, activation=activation)
-    body = TensorDictModule(net, in_keys=[in_key], out_keys=[_net_out_key(group, dist_keys, state_dependent_std)])
-    policy = ProbabilisticActor(
-        TensorDictSequential(*pre, body, *post),
-        in_keys=dist_keys,
-        out_keys=[(group, "action")],
-        distribution_class=dist_cls,
-        distribution_kwargs=dist_kwargs,
-        return_log_prob=True,
-        log_prob_key=(group, "action_log_prob"),
-    )
+    parts = _policy_parts(observation_spec, action_spec, group, observation_key, input_preprocessor, share_params,
+                          distribution, state_dependent_std, tanh_squash, log_std_init)
+    net = agent_mlp(parts.n_in, parts.n_out, parts.n_agents, share_params=share_params, hidden_sizes=hidden_sizes, activation=activation)
+    policy = parts.actor(group, *parts.pre, TensorDictModule(net, in_keys=[parts.in_key], out_keys=[parts.net_out_key]))
     return policy.to(device) if device is not None else policy
 
 
@@ -302,27 +326,17 @@ def make_shared_actor_critic(
         )
     if len(hidden_sizes) < 1:
         raise ValueError("a shared model needs at least one hidden layer (hidden_sizes).")
-    gspec = _group_spec(action_spec, group, "action")
-    n_agents = gspec.shape[-1]
-    pre, in_key, n_in = observation_input(observation_spec, group, observation_key)
-    pre, in_key = _with_preprocessor(pre, in_key, group, input_preprocessor, "observation_normalized")
-    n_out, post, dist_keys, dist_cls, dist_kwargs = _action_head(
-        gspec["action"], group, n_agents, share_params, distribution, False, tanh_squash, log_std_init
-    )
+    parts = _policy_parts(observation_spec, action_spec, group, observation_key, input_preprocessor, share_params,
+                          distribution, False, tanh_squash, log_std_init)
     width = hidden_sizes[-1]
-    trunk = agent_mlp(n_in, width, n_agents, share_params=share_params, hidden_sizes=hidden_sizes[:-1], activation=activation,
-                      activate_last_layer=True)
-    common = TensorDictSequential(*pre, TensorDictModule(trunk, in_keys=[in_key], out_keys=[(group, "hidden")]))
+    trunk = agent_mlp(parts.n_in, width, parts.n_agents, share_params=share_params, hidden_sizes=hidden_sizes[:-1],
+                      activation=activation, activate_last_layer=True)
+    common = TensorDictSequential(*parts.pre, TensorDictModule(trunk, in_keys=[parts.in_key], out_keys=[(group, "hidden")]))
 
     def head(n: int) -> nn.Module:
-        return agent_mlp(width, n, n_agents, share_params=share_params, hidden_sizes=())
+        return agent_mlp(width, n, parts.n_agents, share_params=share_params, hidden_sizes=())
 
-    pi_body = TensorDictModule(head(n_out), in_keys=[(group, "hidden")], out_keys=[_net_out_key(group, dist_keys, False)])
-    policy = ProbabilisticActor(
-        TensorDictSequential(pi_body, *post), in_keys=dist_keys, out_keys=[(group, "action")],
-        distribution_class=dist_cls, distribution_kwargs=dist_kwargs, return_log_prob=True,
-        log_prob_key=(group, "action_log_prob"),
-    )
+    policy = parts.actor(group, TensorDictModule(head(parts.n_out), in_keys=[(group, "hidden")], out_keys=[parts.net_out_key]))
     value = TensorDictModule(head(1), in_keys=[(group, "hidden")], out_keys=[(group, "state_value")])
     op = ActorValueOperator(common, policy, value)
     return op.to(device) if device is not None else op

@@ -26,7 +26,7 @@ from torchrl.envs import EnvBase
 
 from mappo_td._multiagent import per_agent_tensor
 from mappo_td.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from mappo_td.config import TrainConfig  # noqa: F401  (doctest)
+from mappo_td.config import TrainConfig
 from mappo_td.critic import make_critic
 from mappo_td.envs import group_map, make_env, resolve_device, set_simulator_rng_state, simulator_rng_state
 from mappo_td.gae import MAPPOGAE
@@ -41,6 +41,10 @@ LOSS_TERMS = ("loss_objective", "loss_critic", "loss_entropy", "kl_approx", "cli
 
 class NonFiniteError(RuntimeError):
     """NaN or inf in rewards or observations."""
+
+
+class RenderError(RuntimeError):
+    """The environment cannot render frames here."""
 
 
 @dataclass
@@ -67,26 +71,36 @@ class _ActingPolicy(TensorDictModuleBase):
     ``step`` is a host counter (the environment step), so choosing costs no sync.
     """
 
-    def __init__(self, groups: list[_Group], action_specs: dict[str, Any], random_timesteps: int) -> None:
+    def __init__(self, groups: list[_Group], action_specs: dict[str, Any], random_timesteps: int, *,
+                 compile: bool = False, cudagraphs: bool = False) -> None:
         super().__init__()
         self.policies = nn.ModuleList([g.policy for g in groups])
         self.names = [g.name for g in groups]
         self.action_specs = action_specs
         self.random_timesteps = random_timesteps
         self.step = 0
+        # The fast path wraps each group's policy; the step counter and the random/policy choice stay in Python.
+        self._act = []
+        for policy in self.policies:
+            fn = torch.compile(policy) if compile else policy
+            if cudagraphs:
+                from tensordict.nn import CudaGraphModule
+
+                fn = CudaGraphModule(fn, warmup=3, out_keys=list(policy.out_keys))
+            self._act.append(fn)
         self.in_keys = sorted({k for g in groups for k in g.policy.in_keys}, key=str)
         self.out_keys = sorted({k for g in groups for k in g.policy.out_keys}, key=str)
 
     def forward(self, td: TensorDictBase) -> TensorDictBase:
         random = self.step < self.random_timesteps
-        for name, policy in zip(self.names, self.policies):
+        for name, policy, act in zip(self.names, self.policies, self._act):
             if random:
                 action = self.action_specs[name].rand().to(td.device)  # the spec carries the env batch dims
                 dist = policy.get_dist(td)
                 td.set((name, "action"), action)
                 td.set((name, "action_log_prob"), dist.log_prob(action))
             else:
-                policy(td)
+                td.update(act(td.select(*policy.in_keys)), keys_to_update=policy.out_keys)
         self.step += 1
         return td
 
@@ -117,12 +131,11 @@ class MAPPOTrainer:
         self._check_agent_names()
         self.groups = [self._build_group(g, agents) for g, agents in self.group_map.items()]
         self.acting = _ActingPolicy(self.groups, {g.name: self.env.full_action_spec[g.name, "action"] for g in self.groups},
-                                    cfg.mappo.random_timesteps)
+                                    cfg.mappo.random_timesteps, compile=cfg.compile, cudagraphs=cfg.cudagraphs)
         self._check_fast_path()
         self.collector = Collector(
             self.env, self.acting, frames_per_batch=cfg.frames_per_iteration, total_frames=-1, device=self.device,
             auto_register_policy_transforms=False, trust_policy=True,
-            compile_policy=cfg.compile or None, cudagraph_policy=cfg.cudagraphs or None,
         )
         self.buffer = ReplayBuffer(
             storage=LazyTensorStorage(cfg.frames_per_iteration, device=self.device),
@@ -136,6 +149,8 @@ class MAPPOTrainer:
         self._stats = self._zero_stats()
         self._nonfinite = torch.zeros(len(self.finite_keys), dtype=torch.bool, device=self.device)
         self.run_dir: Path | None = None
+        # KL early stop: one mask per group (per agent with separate parameters), reset in place each epoch
+        self._active = {g.name: torch.ones_like(g.optimizer.lr, dtype=torch.bool) for g in self.groups if g.kl_threshold is not None}
         self._step_fn = self._make_step_fn()
 
     # ------------------------------------------------------------------ construction
@@ -372,11 +387,12 @@ class MAPPOTrainer:
         m = self.cfg.mappo
         self.buffer.extend(data.select(*self._update_keys).reshape(-1))
         for _ in range(m.learning_epochs):
-            active = {g.name: torch.ones_like(g.optimizer.lr, dtype=torch.bool) for g in self.groups if g.kl_threshold is not None}
+            for mask in self._active.values():
+                mask.fill_(True)  # in place: a captured step holds on to this very tensor
             for _ in range(m.mini_batches):
                 batch = self.buffer.sample()
                 for g in self.groups:
-                    self._step_fn(g, batch, active.get(g.name))
+                    self._step_fn(g, batch, self._active.get(g.name))
                 self.updates += 1
                 self._stats["updates"] += 1
 
@@ -566,10 +582,17 @@ class MAPPOTrainer:
         env = make_env(self.cfg.env, self.device, self.cfg.seed + 1, num_envs=n)
         returns: list[torch.Tensor] = []
         frames = []
+        def grab(e: EnvBase, _: TensorDictBase) -> None:
+            try:
+                frames.append(e.render(mode="rgb_array"))
+            except Exception as err:  # no display, no renderer for this scenario ...
+                raise RenderError(f"{self.cfg.env.scenario} cannot render headless here ({type(err).__name__}: {err}); "
+                                  "evaluate without --render.") from None
+
         with set_interaction_type(InteractionType.DETERMINISTIC):
             while sum(len(r) for r in returns) < episodes:
                 td = env.rollout(self.cfg.env.max_steps, self._eval_policy(), break_when_any_done=False,
-                                 callback=(lambda e, _: frames.append(e.render(mode="rgb_array"))) if render and not frames else None)
+                                 callback=grab if render and not frames else None)
                 done = td.get(("next", "done")).squeeze(-1)
                 first = done.long().cumsum(-1).eq(1) & done  # the first episode end of each env
                 total = sum(td.get(("next", g, "episode_reward")).mean(dim=(-1, -2)) * len(a) for g, a in self.group_map.items())
@@ -587,11 +610,11 @@ class MAPPOTrainer:
 
 
 def _write_animation(frames: list, path: str) -> None:
-    if not frames:
-        raise RuntimeError("the environment rendered no frames; this scenario cannot render headless here.")
+    if not frames or not hasattr(frames[0], "shape"):
+        raise RenderError("the environment rendered no frames; this scenario cannot render headless here.")
     try:
         from PIL import Image
     except ImportError:
-        raise ImportError("rendering to a GIF needs Pillow: pip install pillow") from None
+        raise RenderError("rendering to a GIF needs Pillow: pip install pillow") from None
     images = [Image.fromarray(f) for f in frames]
     images[0].save(path, save_all=True, append_images=images[1:], duration=50, loop=0)

@@ -36,9 +36,13 @@ def test_cli_train_writes_outputs_and_eval_reads_them(tmp_path, capsys):
     assert sorted(p.name for p in (run / "checkpoints").glob("*.pt")) == ["agent_128.pt", "agent_64.pt"]
     assert '"discount_factor": {' in (run / "config.json").read_text() and (run / "config.yaml").exists()
     capsys.readouterr()
-    assert main(["eval", str(run / "checkpoints"), "--episodes", "4"]) == 0
+    assert main(["eval", str(run / "checkpoints"), "--episodes", "4", "--render", str(tmp_path / "ep.gif")]) == 0
     out = capsys.readouterr().out
     assert "4 episodes: mean return" in out
+    from PIL import Image
+
+    gif = Image.open(tmp_path / "ep.gif")
+    assert gif.n_frames >= 90 and gif.size[0] > 100  # one frame per step of the first 100-step episode
 
 
 def test_cli_reports_bad_input(tmp_path, capsys):
