@@ -103,7 +103,7 @@ class TrainConfig:
     mappo: MAPPOConfig = field(default_factory=MAPPOConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    timesteps: int = _f(20_000, "total environment steps (each step advances every parallel env); 20k x 128 envs: ~10 min on 2 CPU cores")
+    timesteps: int = _f(36_000, "total environment steps (each step advances every parallel env); 36k x 128 envs: ~10 min on 2 CPU cores")
     device: str = _f("auto", "'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1' ...")
     seed: int = _f(0, "random seed")
     compile: bool = _f(False, "torch.compile the acting and update steps")
