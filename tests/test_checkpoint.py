@@ -81,8 +81,9 @@ def test_bad_checkpoints_are_refused_clearly(tmp_path):
     other = MAPPOTrainer(small_config(model={"hidden_sizes": [32]}))
     with pytest.raises(CheckpointError, match="does not match this configuration"):
         other.load_state_dict(load_checkpoint(good))
+    (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match="no checkpoint"):
-        load_checkpoint(tmp_path / "nothing_here_dir" if (tmp_path / "nothing_here_dir").mkdir() is None else None)
+        load_checkpoint(tmp_path / "empty")
 
 
 def test_nan_reward_stops_the_run_and_keeps_the_last_good_checkpoint():
