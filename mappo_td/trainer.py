@@ -11,6 +11,7 @@ import csv
 import json
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -103,6 +104,19 @@ class _ActingPolicy(TensorDictModuleBase):
                 td.update(act(td.select(*policy.in_keys)), keys_to_update=policy.out_keys)
         self.step += 1
         return td
+
+
+@contextmanager
+def _updating(standardizer: RunningStandardizer | None):
+    """Let ``standardizer`` merge the statistics of what it sees inside the block (no-op for None)."""
+    if standardizer is None:
+        yield
+        return
+    standardizer.update_on_forward = True
+    try:
+        yield
+    finally:
+        standardizer.update_on_forward = False
 
 
 def _scalar_or_per_agent(t: torch.Tensor) -> float | torch.Tensor:
@@ -365,14 +379,13 @@ class MAPPOTrainer:
         nxt = data.get("next")
         for g in self.groups:
             pre = g.preprocessors
-            for key in ("state_preprocessor", "shared_state_preprocessor"):
-                if key in pre:
-                    pre[key].update_on_forward = True
+            # Each standardizer merges this batch once, in its own pass (with a shared model the critic's trunk
+            # holds the state preprocessor too: the critic pass must not count the observations again).
             if "state_preprocessor" in pre:
-                g.policy.get_dist(data.select(*g.policy.in_keys, strict=False))  # updates the observation statistics
-            g.critic(data)
-            for p in pre.values():
-                p.update_on_forward = False
+                with _updating(pre["state_preprocessor"]):
+                    g.policy.get_dist(data.select(*g.policy.in_keys, strict=False))
+            with _updating(pre.get("shared_state_preprocessor")):
+                g.critic(data)
             g.critic(nxt)
             vp = pre.get("value_preprocessor")
             if vp is not None:

@@ -116,6 +116,13 @@ def test_preprocessors_track_statistics():
     assert float(pre["value_preprocessor"].current_count) == 1 + 2 * n * 3  # values, then returns
 
 
+def test_shared_model_counts_each_observation_once():
+    """The shared trunk holds the state preprocessor: the critic pass must not merge the batch a second time."""
+    t = MAPPOTrainer(small_config(state_preprocessor="RunningStandardScaler", model={"shared_model": True, "centralized_critic": False}))
+    t.train()
+    assert float(t.groups[0].preprocessors["state_preprocessor"].current_count) == 1 + 2 * 8 * 16 * 3
+
+
 def test_nonfinite_observation_is_named():
     t = MAPPOTrainer(small_config())
     data = t.collector.rollout()
