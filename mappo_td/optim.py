@@ -139,7 +139,7 @@ class GroupOptimizer:
             return
         before = [p.detach().clone() for p in self.params]
         if active is not None:
-            moments = {id(p): [s.clone() for k, s in self.adam.state[p].items() if k != "step"] for p in self.params if p in self.adam.state}
+            moments = {id(p): [s.clone() for s in self._moments(p)] for p in self.params if p in self.adam.state}
         self.adam.step()
         if self.native:  # lr already applied by Adam; only the mask remains
             for p, b in zip(self.params, before):
@@ -153,9 +153,13 @@ class GroupOptimizer:
                 keep = self._view(active, p)
                 saved = moments.get(id(p))
                 if saved is None:  # first step: the moments started at zero
-                    saved = [torch.zeros_like(s) for k, s in self.adam.state[p].items() if k != "step"]
-                for (_k, s), old in zip(((k, s) for k, s in self.adam.state[p].items() if k != "step"), saved):
+                    saved = [torch.zeros_like(s) for s in self._moments(p)]
+                for s, old in zip(self._moments(p), saved):
                     s.copy_(torch.where(keep, s, old))
+
+    def _moments(self, p: nn.Parameter) -> list[torch.Tensor]:
+        """Adam's running moments of ``p`` (its state but the step counter)."""
+        return [s for k, s in self.adam.state[p].items() if k != "step"]
 
     def effective_lr(self) -> torch.Tensor:
         """The learning rate(s) in force, schedules included."""

@@ -156,6 +156,7 @@ class MAPPOTrainer:
             sampler=SamplerWithoutReplacement(drop_last=True), batch_size=cfg.minibatch_size,
         )
         self.finite_keys = self._finite_keys()
+        self._reward_keys = [k for k in self.finite_keys if k[-1] == "reward"]
         self._update_keys = self._loss_keys()  # what the minibatches carry
         self.timestep = 0  # environment steps taken (each advances every parallel env)
         self.iteration = 0
@@ -194,7 +195,7 @@ class MAPPOTrainer:
         return RunningStandardizer(size, **getattr(self.cfg.mappo, f"{name}_kwargs")).to(self.device)
 
     def _build_group(self, name: str, agents: list[str]) -> _Group:
-        _cfg, m, mc = self.cfg, self.cfg.mappo, self.cfg.model
+        m, mc = self.cfg.mappo, self.cfg.model
         obs_spec, act_spec = self.env.observation_spec, self.env.full_action_spec
         n = len(agents)
         separate = not mc.share_params and n > 1
@@ -273,14 +274,14 @@ class MAPPOTrainer:
         cls = getattr(torch.optim.lr_scheduler, name, None) if isinstance(sched, str) else sched
         if cls is None:
             raise ValueError(f"unknown learning_rate_scheduler {sched!r}; use 'KLAdaptiveLR' or a torch.optim.lr_scheduler class name.")
-        return cls(optimizer.adam, **kwargs)  # acts as a factor on learning_rate (Adam runs at lr=1, see mappo_td.optim)
+        return cls(optimizer.adam, **kwargs)  # scales learning_rate (see GroupOptimizer.effective_lr)
 
     def _loss_keys(self) -> list:
         keys: list = []
         for g in self.groups:
             k = g.loss.tensor_keys
             keys += [*g.policy.in_keys, *g.critic.in_keys, k.action, k.sample_log_prob, k.advantage, k.value_target, k.value]
-        keys += [k for k in self.finite_keys if k[-1] == "reward"]  # the (shaped) rewards, for inspection
+        keys += self._reward_keys  # the (shaped) rewards, for inspection
         return list(dict.fromkeys(keys))
 
     def _finite_keys(self) -> list[tuple[str, ...]]:
@@ -353,8 +354,7 @@ class MAPPOTrainer:
         shaper = self.cfg.mappo.rewards_shaper
         if shaper is None:
             return
-        keys = {k for k in self.finite_keys if k[-1] == "reward"}
-        for k in keys:
+        for k in self._reward_keys:
             reward = data.get(k)
             shaped = [shaper(reward[:, t], self.timestep + t, self.cfg.timesteps) for t in range(reward.shape[1])]
             data.set(k, torch.stack([torch.as_tensor(s, dtype=reward.dtype, device=reward.device).expand_as(reward[:, 0]) for s in shaped], 1))
@@ -363,15 +363,19 @@ class MAPPOTrainer:
         """Accumulate non-finite flags and finished-episode statistics on the device."""
         self._nonfinite |= torch.stack([~torch.isfinite(data.get(k)).all() for k in self.finite_keys])
         done = data.get(("next", "done")).squeeze(-1).float()  # [N, T]
-        total, count = 0.0, 0
-        for g in self.group_map:
-            ret = data.get(("next", g, "episode_reward")).mean(dim=(-1, -2))  # mean over agents
+        per_group, team = self._episode_returns(data)
+        for g, ret in per_group.items():
             self._stats[f"{g}/ep_return"] += (ret * done).sum()
-            n = len(self.group_map[g])
-            total, count = total + ret * n, count + n
-        self._stats["ep_return"] += (total / count * done).sum()
+        self._stats["ep_return"] += (team * done).sum()
         self._stats["ep_length"] += (data.get(("next", "step_count")).squeeze(-1).float() * done).sum()
         self._stats["episodes"] += done.sum()
+
+    def _episode_returns(self, td: TensorDictBase) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Episode returns so far (TorchRL's RewardSum), ``[N, T]``: per group (mean over its agents), and the
+        team's (mean over every agent of every group)."""
+        per_group = {g: td.get(("next", g, "episode_reward")).mean(dim=(-1, -2)) for g in self.group_map}
+        total = sum(per_group[g] * len(agents) for g, agents in self.group_map.items())
+        return per_group, total / sum(len(agents) for agents in self.group_map.values())
 
     @torch.no_grad()
     def _advantages(self, data: TensorDictBase) -> None:
@@ -608,9 +612,7 @@ class MAPPOTrainer:
                                  callback=grab if render and not frames else None)
                 done = td.get(("next", "done")).squeeze(-1)
                 first = done.long().cumsum(-1).eq(1) & done  # the first episode end of each env
-                total = sum(td.get(("next", g, "episode_reward")).mean(dim=(-1, -2)) * len(a) for g, a in self.group_map.items())
-                ret = (total / sum(len(a) for a in self.group_map.values()))[first]
-                returns.append(ret)
+                returns.append(self._episode_returns(td)[1][first])
         ret = torch.cat(returns)[:episodes]
         if render:
             _write_animation(frames, render)
