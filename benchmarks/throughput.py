@@ -40,14 +40,13 @@ def worker(spec: dict) -> dict:
     """Train one configuration in this process; frames/s over warm iterations, peak memory."""
     import torch
 
-    from mappo_td.config import TrainConfig
-    from mappo_td.trainer import MAPPOTrainer
+    from mappo_td import MAPPOTrainer, TrainConfig
 
     frames = spec["n_envs"] * spec["steps"]
     cfg = TrainConfig.from_dict({
         "rollouts": spec["steps"], "learning_epochs": spec["epochs"], "mini_batches": max(1, frames // spec["minibatch"]),
         "lambda": 0.9, "learning_rate": spec["lr"], "grad_norm_clip": 5.0, "timesteps": spec["steps"] * (1 + spec["iters"]),
-        "device": spec["device"], "progress": False, "compile": spec["compile"], "cudagraphs": spec["cudagraphs"],
+        "device": spec["device"], "progress": False, "fast": spec["fast"],
         "env": {"num_envs": spec["n_envs"], "max_steps": 100}, "model": {"hidden_sizes": spec["hidden"], "state_dependent_std": True},
         "experiment": {"directory": tempfile.mkdtemp(), "experiment_name": "tp", "write_interval": spec["steps"], "checkpoint_interval": 0},
     })
@@ -130,7 +129,7 @@ def main() -> None:
         peer = {"error": "skipped"} if args.no_peer else benchmarl(w, args.device, args.repeats)
         sim = raw_sim(w["n_envs"], args.device)
         for v in variants:
-            spec = {**w, "device": args.device, "compile": v in ("compile", "cudagraphs"), "cudagraphs": v == "cudagraphs"}
+            spec = {**w, "device": args.device, "fast": "off" if v == "plain" else v}
             r = measure(spec, args.repeats)
             if "error" in r:
                 print(f"{name} {v}: failed: {r['error']}")
@@ -153,7 +152,7 @@ def main() -> None:
         print(f"{'envs':>7}{'frames/s':>12}{'peak MB':>10}{'raw sim frames/s':>18}")
         for n in args.scaling:
             spec = {**base, "n_envs": n, "minibatch": max(1, n * base["steps"] // 2), "device": args.device,
-                    "compile": variants[-1] != "plain", "cudagraphs": variants[-1] == "cudagraphs"}
+                    "fast": "off" if variants[-1] == "plain" else variants[-1]}
             r = measure(spec, 1)
             sim = raw_sim(n, args.device)
             print(f"{n:>7}{r.get('fps', float('nan')):>12,.0f}{r.get('peak_mb', float('nan')):>10,.0f}{sim.get('fps', float('nan')):>18,.0f}", flush=True)

@@ -21,8 +21,8 @@ import torch
 from _common import device_name, median, versions
 from torch import nn
 
-from mappo_td.config import TrainConfig
-from mappo_td.trainer import MAPPOTrainer
+from mappo_td import MAPPOTrainer, TrainConfig, compute_advantages, update_step
+from mappo_td.train import minibatches
 
 
 def sync(device: torch.device) -> None:
@@ -35,19 +35,19 @@ def make_trainer(args: argparse.Namespace, compile_: bool = False) -> MAPPOTrain
     cfg = TrainConfig.from_dict({
         "rollouts": args.steps, "learning_epochs": 1, "mini_batches": frames // args.minibatch_size, "lambda": 0.9,
         "learning_rate": 5e-5, "grad_norm_clip": 5.0, "timesteps": args.steps, "device": args.device, "progress": False,
-        "compile": compile_, "env": {"num_envs": args.n_envs, "max_steps": 100},
+        "fast": "compile" if compile_ else "off", "env": {"num_envs": args.n_envs, "max_steps": 100},
         "model": {"hidden_sizes": args.hidden, "state_dependent_std": True},
         "experiment": {"directory": tempfile.mkdtemp(), "checkpoint_interval": 0},
     })
     return MAPPOTrainer(cfg)
 
 
-def minibatches(trainer: MAPPOTrainer, n: int) -> list:
-    with torch.no_grad():
-        data = trainer.collector.rollout().copy()
-    trainer._advantages(data)
-    trainer.buffer.extend(data.select(*trainer._update_keys).reshape(-1))
-    return [trainer.buffer.sample() for _ in range(n)]
+def batches_of(trainer: MAPPOTrainer, n: int) -> list:
+    """One epoch of ``n`` minibatches of a real rollout, with advantages (what the trainer's update sees)."""
+    data = trainer.collect()
+    for g in trainer.groups:
+        compute_advantages(g, data)
+    return list(minibatches(data.select(*trainer.learner.update_keys).reshape(-1), n))
 
 
 def time_steps(step, batches: list, device: torch.device, repeats: int, warmup: int) -> list[float]:
@@ -147,17 +147,18 @@ def main() -> None:
     print(versions())
     trainer = make_trainer(args)
     n = (args.n_envs * args.steps) // args.minibatch_size
-    batches = minibatches(trainer, n)
+    batches = batches_of(trainer, n)
     g = trainer.groups[0]
     results = {}
-    results["mappo_td (plain)"] = time_steps(lambda b: trainer._step(g, b, None), batches, device, args.repeats, args.warmup)
+    results["mappo_td (plain)"] = time_steps(lambda b: update_step(g, b), batches, device, args.repeats, args.warmup)
     if args.compile:
         ct = make_trainer(args, compile_=True)
-        cb = minibatches(ct, n)
+        cb = batches_of(ct, n)
+        step = ct.learner.step_fns[ct.groups[0].name]  # update_step, wrapped by the fast path
         t0 = time.perf_counter()
-        ct._step_fn(ct.groups[0], cb[0], None)
+        step(cb[0])
         print(f"compile time: {time.perf_counter() - t0:.1f}s")
-        results["mappo_td (compile)"] = time_steps(lambda b: ct._step_fn(ct.groups[0], b, None), cb, device, args.repeats, args.warmup)
+        results["mappo_td (compile)"] = time_steps(step, cb, device, args.repeats, args.warmup)
     for name in ("MAPPOLoss", "ClipPPOLoss"):
         results[f"torchrl {name}"] = time_steps(torchrl_step(make_trainer(args), name), batches, device, args.repeats, args.warmup)
     obs = batches[0]["agents", "observation"]

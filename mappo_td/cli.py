@@ -2,6 +2,7 @@
 
     mappo-td train                              # GPU if present, else CPU
     mappo-td train --num-envs 600 --timesteps 50000 --learning-rate 3e-4
+    mappo-td train --fast compile               # torch.compile acting and update (cudagraphs: + CUDA graphs)
     mappo-td train --config skrl_cfg.yaml       # skrl's MAPPO_DEFAULT_CONFIG dict, verbatim
     mappo-td train --resume runs/<name>/checkpoints
     mappo-td eval runs/<name>/checkpoints --episodes 20
@@ -52,6 +53,11 @@ def _add_fields(parser: argparse.ArgumentParser) -> None:
                 group.add_argument(_flag(f), dest=f"{cls.__name__}.{f.name}", type=int, default=None, metavar="N", help=helptext)
             elif hints[f.name] is list:
                 group.add_argument(_flag(f), dest=f"{cls.__name__}.{f.name}", type=int, nargs="+", default=None, metavar="N", help=helptext)
+            elif "choices" in f.metadata:
+                group.add_argument(_flag(f), dest=f"{cls.__name__}.{f.name}", choices=f.metadata["choices"], default=None, help=helptext)
+            elif f.metadata.get("per_agent"):
+                group.add_argument(_flag(f), dest=f"{cls.__name__}.{f.name}", type=_parse_value, default=None, metavar="X|JSON",
+                                   help=helptext)
             else:
                 group.add_argument(_flag(f), dest=f"{cls.__name__}.{f.name}", type=_parse_value, default=None, metavar="V", help=helptext)
 
@@ -103,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", help="JSON/YAML config: the typed layout or skrl's MAPPO_DEFAULT_CONFIG keys; flags override it")
     train.add_argument("--resume", metavar="PATH", help="continue from a checkpoint file or checkpoints folder (flags override its config)")
     _add_fields(train)
+    for mode in ("compile", "cudagraphs"):
+        train.add_argument(f"--{mode}", dest="TrainConfig.fast", action="store_const", const=mode, help=f"shorthand for --fast {mode}")
     ev = sub.add_parser("eval", help="evaluate a checkpoint with the deterministic policy")
     ev.add_argument("checkpoint", help="checkpoint file or checkpoints folder (newest agent_*.pt)")
     ev.add_argument("--episodes", type=int, default=10, help="number of episodes (default: 10)")
@@ -124,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.getLogger("torchrl").setLevel(logging.WARNING)  # keep the progress bar on one line
-    from mappo_td.checkpoint import CheckpointError
-    from mappo_td.trainer import MAPPOTrainer, NonFiniteError, RenderError
+    from mappo_td.train import CheckpointError, NonFiniteError, RenderError
+    from mappo_td.trainer import MAPPOTrainer
 
     try:
         if args.command == "train":

@@ -24,7 +24,8 @@ def test_two_groups_train_with_per_agent_values():
     torch.testing.assert_close(adv.gae.gamma.flatten(), torch.tensor([0.9]))
     torch.testing.assert_close(team.gae.gamma.flatten(), torch.tensor([0.95, 0.99]))
     assert float(adv.optimizer.lr) == pytest.approx(3e-3) and float(team.optimizer.lr) == pytest.approx(1e-3)
-    assert float(adv.loss.ratio_clip) == pytest.approx(0.1) and float(team.loss.ratio_clip) == pytest.approx(0.3)
+    torch.testing.assert_close(adv.loss.ratio_clip.flatten(), torch.tensor([0.1]))
+    torch.testing.assert_close(team.loss.ratio_clip.flatten(), torch.tensor([0.3, 0.3]))  # every agent of the group
     # the centralized critic of each group reads every group's observations
     assert set(adv.critic.in_keys) == set(team.critic.in_keys) == {("adversary", "observation"), ("agent", "observation")}
     before = {g.name: [p.detach().clone() for p in g.policy.parameters()] for g in t.groups}

@@ -1,132 +1,45 @@
-"""Trainer semantics, each checked with a number."""
+"""The facade: evaluation uses the env it was given, loading a checkpoint writes nothing and leaves the config alone."""
 
-import pytest
 import torch
 
-from mappo_td.trainer import MAPPOTrainer, NonFiniteError
+from mappo_td import MAPPOTrainer, TrainConfig, make_env
 from tests.helpers import small_config
 
 
-def params(trainer):
-    return [p.detach().clone() for g in trainer.groups for p in [*g.policy.parameters(), *g.critic.parameters()]]
-
-
-def test_no_update_before_learning_starts():
-    t = MAPPOTrainer(small_config(timesteps=48, learning_starts=48))
-    before = params(t)
-    t.train()
-    assert t.updates == 0
-    for a, b in zip(before, params(t)):
-        torch.testing.assert_close(a, b)
-    t = MAPPOTrainer(small_config(timesteps=64, learning_starts=48))  # the 4th rollout ends at step index 63 >= 48
-    t.train()
-    assert t.updates == 2 * 2  # one update: learning_epochs x mini_batches
-
-
-def test_random_timesteps_act_uniformly_then_follow_the_policy():
-    t = MAPPOTrainer(small_config(random_timesteps=16, env={"continuous_actions": False, "num_envs": 64}))
-    policy = t.groups[0].policy
-    k = t.env.full_action_spec["agents", "action"].space.n
-    with torch.no_grad():  # make the policy pick action 0 almost surely: the output layer's bias
-        out_bias = [p for name, p in policy.named_parameters() if name.endswith("bias") and p.shape[-1] == k]
-        assert len(out_bias) == 1
-        out_bias[0][..., 0] = 100.0
-    t.acting.step = 0
-    data = t.collector.rollout()  # steps 0..15: random
-    actions = data["agents", "action"].flatten()
-    counts = torch.bincount(actions, minlength=k).float() / actions.numel()
-    assert (counts - 1 / k).abs().max() < 0.02, counts  # uniform over the k actions
-    lp = policy.get_dist(data).log_prob(data["agents", "action"])
-    torch.testing.assert_close(data["agents", "action_log_prob"], lp)  # log-prob under the current policy
-    t.acting.step = 16
-    data = t.collector.rollout()  # steps 16..31: the policy
-    assert (data["agents", "action"] == 0).all()
-
-
-def test_rewards_shaper_gets_the_right_arguments_and_its_output_is_stored():
+def test_evaluate_uses_the_env_given_to_the_constructor():
+    cfg = small_config()
+    env = make_env(cfg.env, "cpu", seed=5, num_envs=3)
     calls = []
+    rollout = env.rollout
 
-    def shaper(reward, timestep, timesteps):
-        calls.append((reward.clone(), timestep, timesteps))
-        return reward * 0 + timestep
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("policy", args[1] if len(args) > 1 else None))
+        return rollout(*args, **kwargs)
 
-    t = MAPPOTrainer(small_config(timesteps=32, rewards_shaper=shaper))
-    t.train()
-    assert [c[1] for c in calls] == list(range(32)) and {c[2] for c in calls} == {32}
-    assert calls[0][0].shape == (8, 3, 1)  # one step of every env and agent
-    stored = t.buffer[:]["next", "agents", "reward"]  # the last rollout (steps 16..31), as stored for the update
-    assert set(stored.unique().tolist()) == set(range(16, 32))
-
-
-def test_kl_early_stop_cuts_the_rest_of_the_epoch():
-    t = MAPPOTrainer(small_config(timesteps=16, learning_epochs=3, mini_batches=4, kl_threshold=1e-9))
-    g = t.groups[0]
-    seen, snapshots = [], []
-    step = g.optimizer.step
-
-    def record(active=None):
-        seen.append(active.clone())
-        step(active)
-        snapshots.append([p.detach().clone() for p in g.optimizer.params])
-
-    g.optimizer.step = record
-    t.train()
-    flags = [bool(a) for a in seen]
-    # epoch 1: the first minibatch (policy unchanged: KL ~ 0) steps, then KL > threshold stops the rest;
-    # later epochs start with KL > threshold: nothing more happens.
-    assert flags == [True, False, False, False] + [False] * 8
-    for snap in snapshots[1:]:
-        for a, b in zip(snapshots[0], snap):
-            torch.testing.assert_close(a, b)
+    env.rollout = counting
+    t = MAPPOTrainer(cfg, env=env)
+    result = t.evaluate(episodes=3)
+    assert len(calls) == 1 and result["episodes"] == 3.0  # one rollout of the given env's 3 copies
+    own = MAPPOTrainer(cfg).evaluate(episodes=3)  # without one: a fresh env from the config
+    assert own["episodes"] == 3.0 and len(calls) == 1
 
 
-def test_separate_parameters_get_their_own_optimizer():
-    t = MAPPOTrainer(small_config(model={"share_params": False}, grad_norm_clip={"agent_0": 0.1, "agent_1": 0.5, "agent_2": 1.0}))
-    g = t.groups[0]
-    assert g.separate and g.optimizer.per_agent
-    torch.testing.assert_close(g.optimizer.grad_norm_clip, torch.tensor([0.1, 0.5, 1.0]))
-    assert all(p.shape[0] == 3 for p in g.optimizer.params)
+def test_from_checkpoint_writes_nothing_and_keeps_the_config(tmp_path):
+    cfg = small_config(experiment={"directory": str(tmp_path), "experiment_name": "run", "checkpoint_interval": 16})
+    MAPPOTrainer(cfg).train()
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*")}
+    t = MAPPOTrainer.from_checkpoint(tmp_path / "run" / "checkpoints", {"timesteps": 64})
+    t.evaluate(episodes=2)
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*")} == before
+    assert t.cfg.mappo.experiment == cfg.mappo.experiment and t.cfg.timesteps == 64
+    assert t.run_dir == tmp_path / "run" and t.timestep == 32
 
 
-@pytest.mark.parametrize("kl_threshold,direction", [(1e-12, "down"), (10.0, "up")])
-def test_kl_adaptive_schedule_moves_the_learning_rate(kl_threshold, direction):
-    t = MAPPOTrainer(small_config(learning_rate_scheduler="KLAdaptiveLR",
-                                  learning_rate_scheduler_kwargs={"kl_threshold": kl_threshold, "min_lr": 1e-5, "max_lr": 1e-2}))
-    t.train()
-    lr = float(t.groups[0].optimizer.lr)
-    assert (lr < 1e-3) if direction == "down" else (lr > 1e-3), lr
-
-
-def test_torch_scheduler_by_name_scales_the_rate():
-    t = MAPPOTrainer(small_config(learning_rate_scheduler="LinearLR",
-                                  learning_rate_scheduler_kwargs={"start_factor": 1.0, "end_factor": 0.5, "total_iters": 8}))
-    t.train()
-    assert float(t.groups[0].optimizer.effective_lr()) == pytest.approx(0.5e-3)
-
-
-def test_preprocessors_track_statistics():
-    t = MAPPOTrainer(small_config(state_preprocessor="RunningStandardScaler", shared_state_preprocessor="RunningStandardScaler",
-                                  value_preprocessor="RunningStandardScaler"))
-    t.train()
-    pre = t.groups[0].preprocessors
-    assert set(pre) == {"state_preprocessor", "shared_state_preprocessor", "value_preprocessor"}
-    n = 2 * 8 * 16  # two iterations of 8 envs x 16 steps
-    assert float(pre["state_preprocessor"].current_count) == 1 + n * 3  # per-agent observations
-    assert float(pre["shared_state_preprocessor"].current_count) == 1 + n
-    assert float(pre["value_preprocessor"].current_count) == 1 + 2 * n * 3  # values, then returns
-
-
-def test_shared_model_counts_each_observation_once():
-    """The shared trunk holds the state preprocessor: the critic pass must not merge the batch a second time."""
-    t = MAPPOTrainer(small_config(state_preprocessor="RunningStandardScaler", model={"shared_model": True, "centralized_critic": False}))
-    t.train()
-    assert float(t.groups[0].preprocessors["state_preprocessor"].current_count) == 1 + 2 * 8 * 16 * 3
-
-
-def test_nonfinite_observation_is_named():
-    t = MAPPOTrainer(small_config())
-    data = t.collector.rollout()
-    data["next", "agents", "observation"][0, 3, 1, 2] = float("nan")
-    t._track(data)
-    with pytest.raises(NonFiniteError, match=r"\('next', 'agents', 'observation'\)"):
-        t._raise_if_nonfinite()
+def test_public_views_follow_the_learner():
+    t = MAPPOTrainer(TrainConfig.from_dict({"device": "cpu", "rollouts": 4, "timesteps": 8, "progress": False,
+                                            "env": {"num_envs": 2}, "experiment": {"checkpoint_interval": 0}}))
+    assert t.groups is t.learner.groups and t.env is t.learner.env
+    t.learner.timestep = 5
+    assert t.timestep == 5
+    data = t.collect()
+    assert data.batch_size == torch.Size([2, 4])

@@ -1,58 +1,19 @@
-"""The clipped PPO loss of MAPPO (SPEC §2, step 3), as a TorchRL ``LossModule``."""
+"""The clipped PPO loss of MAPPO (policy, value and entropy terms), as a TorchRL ``LossModule``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from tensordict import TensorDict, TensorDictBase
-from tensordict.nn import ProbabilisticTensorDictSequential, TensorDictModule, TensorDictModuleBase, TensorDictSequential
-from torch import nn
+from tensordict.nn import ProbabilisticTensorDictSequential, TensorDictModuleBase
 from torchrl.objectives import LossModule
 
-from mappo_td._multiagent import PerAgent, per_agent_tensor
-from mappo_td.gae import MAPPOGAE
-
-NestedKey = str | tuple[str, ...]
-
-
-class _TensorPlan:
-    """A chain of ``TensorDictModule``s run on a plain ``{key: tensor}`` dict: the same modules, without
-    TensorDict bookkeeping on the hot path. Built only for plain chains; anything else keeps the TensorDict path."""
-
-    def __init__(self, steps: list[tuple[nn.Module, list, list]]) -> None:
-        self.steps = steps
-        self.in_keys = list(dict.fromkeys(k for _, ins, _ in steps for k in ins if not any(k in outs for _, _, outs in steps)))
-
-    @classmethod
-    def of(cls, module: nn.Module) -> _TensorPlan | None:
-        steps = cls._steps(module)
-        return cls(steps) if steps else None
-
-    @classmethod
-    def _steps(cls, module: nn.Module) -> list | None:
-        if isinstance(module, ProbabilisticTensorDictSequential):
-            return cls._steps(module[0]) if len(module.module) == 2 else None
-        if isinstance(module, TensorDictSequential):
-            out = []
-            for m in module.module:
-                sub = cls._steps(m)
-                if sub is None:
-                    return None
-                out += sub
-            return out
-        if type(module) is TensorDictModule and module.out_keys_source == module.out_keys:
-            return [(module.module, list(module.in_keys), list(module.out_keys))]
-        return None
-
-    def __call__(self, values: dict) -> dict:
-        for m, ins, outs in self.steps:
-            res = m(*[values[k] for k in ins])
-            if isinstance(res, torch.Tensor):
-                res = (res,)
-            values.update(zip(outs, res))
-        return values
+from mappo_td.config import bounds
+from mappo_td.fast import TensorPlan
+from mappo_td.keys import KeyContract, MAPPOKeys, NestedKey, group_keys
+from mappo_td.multiagent import PerAgent, per_agent_tensor
+from mappo_td.objectives.gae import MAPPOGAE
 
 
 def _entropy(dist: torch.distributions.Distribution) -> torch.Tensor:
@@ -62,7 +23,7 @@ def _entropy(dist: torch.distributions.Distribution) -> torch.Tensor:
         return -dist.log_prob(dist.rsample())
 
 
-class MAPPOLoss(LossModule):
+class MAPPOLoss(KeyContract, LossModule):
     """MAPPO's clipped surrogate, value and entropy losses for one agent group.
 
     ===========================================  ==========================  =====================
@@ -76,18 +37,21 @@ class MAPPOLoss(LossModule):
     ``(group, "state_value")`` (value)             ``[*B, n_agents, 1]``         V at collection
     ===========================================  ==========================  =====================
 
-    Output (scalars; ``[n_agents]`` with ``per_agent=True``): ``loss_objective``
+    Output (scalars; ``[n_agents]`` with ``share_params=False``): ``loss_objective``
     (−mean min(A·ρ, A·clip(ρ, 1±c))), ``loss_critic`` (value_loss_scale · mean (R −
     V_pred)², with ``V_pred = V + clip(V_pred − V, ±value_clip)`` if
     ``clip_predicted_values``), ``loss_entropy`` (−entropy_loss_scale · mean H),
     and detached ``kl_approx`` (mean((e^r − 1) − r), r = log p' − log p),
     ``clip_fraction``, ``entropy``, ``explained_variance``.
 
-    Coefficients are scalars or per agent (dict by agent name with ``agents``, or a
-    length-``n_agents`` sequence). ``per_agent=True`` reduces every term per agent
-    (for agents trained with their own parameters and optimizer). With ``fast=True``
-    (default) networks built as plain ``TensorDictModule`` chains run on a dict of
-    tensors (the same modules and distribution; no TensorDict bookkeeping per step).
+    Coefficients are numbers or per agent (dict by agent or group name with
+    ``agents``, or a length-``n_agents`` sequence). ``share_params=False`` reduces
+    every term per agent (agents trained with their own parameters and optimizer).
+    With ``tensor_plan=True`` (default) networks built as plain ``TensorDictModule``
+    chains run on a dict of tensors (:class:`mappo_td.fast.TensorPlan`: the same
+    modules and distribution, no TensorDict bookkeeping per step); other networks
+    keep the TensorDict path, with a warning. Keys: :mod:`mappo_td.keys`
+    (``reward``/``done``/``terminated``/``truncated`` are forwarded to the estimator).
 
     Example:
         >>> from torchrl.data import Categorical, Composite, Unbounded
@@ -104,18 +68,7 @@ class MAPPOLoss(LossModule):
         (['clip_fraction', 'entropy', 'explained_variance', 'kl_approx'], True)
     """
 
-    @dataclass
-    class _AcceptedKeys:
-        """Keys of the loss: action, sample_log_prob, advantage, value_target, value."""
-
-        action: NestedKey = ("agents", "action")
-        sample_log_prob: NestedKey = ("agents", "action_log_prob")
-        advantage: NestedKey = ("agents", "advantage")
-        value_target: NestedKey = ("agents", "value_target")
-        value: NestedKey = ("agents", "state_value")
-
-    default_keys = _AcceptedKeys
-    tensor_keys: _AcceptedKeys
+    tensor_keys: MAPPOKeys
 
     def __init__(
         self,
@@ -129,58 +82,41 @@ class MAPPOLoss(LossModule):
         clip_predicted_values: bool = False,
         entropy_loss_scale: PerAgent = 0.0,
         value_loss_scale: PerAgent = 1.0,
-        per_agent: bool = False,
-        fast: bool = True,
+        share_params: bool = True,
+        tensor_plan: bool = True,
     ) -> None:
         super().__init__()
         self.actor_network = actor_network
         self.critic_network = critic_network
         self.group = group
+        self.agents = list(agents) if agents is not None else None
         self.clip_predicted_values = bool(clip_predicted_values)
-        self.per_agent = bool(per_agent)
-        for name, value, positive in (
-            ("ratio_clip", ratio_clip, True),
-            ("value_clip", value_clip, True),
-            ("entropy_loss_scale", entropy_loss_scale, False),
-            ("value_loss_scale", value_loss_scale, False),
-        ):
-            t = self._coefficient(value, agents, name)
-            if positive and not bool((t > 0).all()):
-                raise ValueError(f"{name} must be > 0, got {t.flatten().tolist()}.")
-            if not bool(torch.isfinite(t).all()) or not bool((t >= 0).all()):
-                raise ValueError(f"{name} must be finite and >= 0, got {t.flatten().tolist()}.")
-            self.register_buffer(name, t)
+        self.share_params = bool(share_params)
+        for name, value in (("ratio_clip", ratio_clip), ("value_clip", value_clip),
+                            ("entropy_loss_scale", entropy_loss_scale), ("value_loss_scale", value_loss_scale)):
+            self.register_buffer(name, per_agent_tensor(value, agents, name=name, group=group, bounds=bounds(name)))
         self._entropy_grad = bool((self.entropy_loss_scale != 0).any())
         self._plans = None
-        if fast:
-            actor, critic = _TensorPlan.of(actor_network), _TensorPlan.of(critic_network)
+        if tensor_plan:
+            actor = TensorPlan.of(actor_network, what="the actor network")
+            critic = TensorPlan.of(critic_network, what="the critic network")
             dist_module = actor_network.module[-1] if isinstance(actor_network, ProbabilisticTensorDictSequential) else None
             if actor is not None and critic is not None and dist_module is not None:
                 self._plans = (actor, critic, dist_module)
-        self.set_keys(**{k: (group, v) for k, v in (
-            ("action", "action"), ("sample_log_prob", "action_log_prob"), ("advantage", "advantage"),
-            ("value_target", "value_target"), ("value", "state_value"))})
+        self.set_keys(**group_keys(group))
 
-    def _coefficient(self, value: PerAgent, agents: Sequence[str] | None, name: str) -> torch.Tensor:
-        if isinstance(value, (int, float)):
-            return torch.tensor(float(value))
-        if agents is None:
-            if isinstance(value, dict):
-                raise ValueError(f"{name} given by agent name: pass agents=[...] (the group's agent names) to MAPPOLoss.")
-            return torch.as_tensor(value, dtype=torch.float32).reshape(-1, 1)
-        return per_agent_tensor(value, agents, name=name, group=self.group)
-
-    def set_keys(self, **kwargs: NestedKey) -> None:
-        """Rename the keys read (names as in the class table); unknown names raise ``ValueError``."""
-        valid = list(self._AcceptedKeys.__dataclass_fields__)
-        unknown = [k for k in kwargs if k not in valid]
-        if unknown:
-            raise ValueError(f"unknown key name(s) {unknown} for MAPPOLoss.set_keys; valid names: {valid}.")
-        for key, value in kwargs.items():
-            setattr(self.tensor_keys, key, value if value is not None else getattr(self.default_keys(), key))
+    @property
+    def uses_tensor_plan(self) -> bool:
+        """Whether the loss runs its networks through :class:`~mappo_td.fast.TensorPlan` (else the TensorDict path)."""
+        return self._plans is not None
 
     def _forward_value_estimator_keys(self, **kwargs) -> None:
-        pass
+        """Keys renamed on the loss reach the estimator it owns (as in TorchRL's losses)."""
+        estimator = getattr(self, "_value_estimator", None)
+        if isinstance(estimator, MAPPOGAE):
+            estimator.set_keys(**{k: v for k, v in vars(self.tensor_keys).items() if k != "action"})
+        elif estimator is not None:
+            super()._forward_value_estimator_keys(**kwargs)
 
     def make_value_estimator(self, value_type=None, **hyperparams) -> MAPPOLoss:
         """Attach a :class:`MAPPOGAE` (default) or any TorchRL value estimator; hyperparams go to it.
@@ -196,8 +132,10 @@ class MAPPOLoss(LossModule):
         """
         if value_type is None or value_type is MAPPOGAE:
             hyperparams.setdefault("value_network", self.critic_network)
+            hyperparams.setdefault("agents", self.agents)
             self._value_estimator = MAPPOGAE(self.group, **hyperparams)
             self.value_type = MAPPOGAE
+            self._forward_value_estimator_keys()
             return self
         return super().make_value_estimator(value_type, **hyperparams)
 
@@ -205,10 +143,14 @@ class MAPPOLoss(LossModule):
         self.make_value_estimator()
 
     def _reduce(self, x: torch.Tensor) -> torch.Tensor:
-        """Mean over everything (or over everything but the agent dim ``-2``)."""
-        if self.per_agent:
-            return x.mean(dim=[d for d in range(x.ndim) if d != x.ndim - 2]).squeeze(-1)
+        """Mean over everything (or, with separate parameters, over everything but the agent dim ``-2``)."""
+        if not self.share_params:
+            return x.mean(dim=self._non_agent_dims(x)).squeeze(-1)
         return x.mean()
+
+    @staticmethod
+    def _non_agent_dims(x: torch.Tensor) -> list[int]:
+        return [d for d in range(x.ndim) if d != x.ndim - 2]
 
     def _get(self, td: TensorDictBase, key: NestedKey, name: str) -> torch.Tensor:
         value = td.get(key, None)
@@ -269,7 +211,11 @@ class MAPPOLoss(LossModule):
         with torch.no_grad():
             kl = (ratio - 1) - log_ratio
             clipped = ((ratio - 1).abs() > c).float()
-            explained_variance = 1 - (target - value).var() / target.var().clamp_min(1e-8)
+            if self.share_params:
+                explained_variance = 1 - (target - value).var() / target.var().clamp_min(1e-8)
+            else:
+                dims = self._non_agent_dims(target)
+                explained_variance = (1 - (target - value).var(dim=dims) / target.var(dim=dims).clamp_min(1e-8)).squeeze(-1)
         return TensorDict(
             {
                 "loss_objective": -self._reduce(surrogate),

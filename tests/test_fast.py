@@ -1,15 +1,20 @@
 """The fast path computes what the plain path computes: lean loss vs TensorDict path, compiled vs plain update,
-and sampling that still draws fresh randomness when compiled or captured."""
+the CUDA-graph wrapper in CPU form, and sampling that still draws fresh randomness when compiled or captured."""
+
+import functools
+import warnings
 
 import pytest
 import torch
-from tensordict.nn import CudaGraphModule
+from tensordict.nn import CudaGraphModule, TensorDictModule, TensorDictModuleBase
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
-from mappo_td import MAPPOLoss, make_critic, make_policy
+from mappo_td import MAPPOLoss, TensorPlan, TrainConfig, accelerate, compute_advantages, make_critic, make_policy, update_step
+from mappo_td.fast import capture
+from mappo_td.train import minibatches, update
 from mappo_td.trainer import MAPPOTrainer
 from tests.helpers import small_config
-from tests.test_policy import CASES, act_spec, obs_spec
+from tests.models.test_policy import CASES, act_spec, obs_spec
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -24,8 +29,9 @@ def test_lean_loss_equals_tensordict_path(space, kwargs, name, share_params):
         td = critic(policy(obs.rand()))
     td["agents", "advantage"] = torch.randn(*td["agents", "state_value"].shape)
     td["agents", "value_target"] = torch.randn(*td["agents", "state_value"].shape)
-    lean, plain = MAPPOLoss(policy, critic, entropy_loss_scale=0.01), MAPPOLoss(policy, critic, entropy_loss_scale=0.01, fast=False)
-    assert lean._plans is not None and plain._plans is None
+    lean = MAPPOLoss(policy, critic, entropy_loss_scale=0.01)
+    plain = MAPPOLoss(policy, critic, entropy_loss_scale=0.01, tensor_plan=False)
+    assert lean.uses_tensor_plan and not plain.uses_tensor_plan
     outs, grads = [], []
     for loss in (lean, plain):
         torch.manual_seed(3)  # same rsample for entropy estimates
@@ -40,27 +46,55 @@ def test_lean_loss_equals_tensordict_path(space, kwargs, name, share_params):
         torch.testing.assert_close(a, b)
 
 
-def _run_steps(compile_: bool, n: int = 4):
-    t = MAPPOTrainer(small_config(compile=compile_, seed=7))
+class _Wrapped(TensorDictModuleBase):
+    """A critic that is not a plain chain of TensorDictModules (the plan cannot see inside)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.in_keys, self.out_keys = inner, inner.in_keys, inner.out_keys
+
+    def forward(self, td):
+        return self.inner(td)
+
+
+def test_tensor_plan_fallback_warns_and_gives_the_same_loss():
+    obs, act = obs_spec(), act_spec("categorical")
+    policy, critic = make_policy(obs, act, hidden_sizes=(8,)), make_critic(obs, hidden_sizes=(8,))
+    with torch.no_grad():
+        td = critic(policy(obs.rand()))
+    td["agents", "advantage"] = torch.randn(*td["agents", "state_value"].shape)
+    td["agents", "value_target"] = torch.randn(*td["agents", "state_value"].shape)
+    with pytest.warns(UserWarning, match="the critic network .* is not a plain chain"):
+        fallback = MAPPOLoss(policy, _Wrapped(critic))
+    assert not fallback.uses_tensor_plan
+    assert TensorPlan.of(TensorDictModule(torch.nn.Identity(), ["x"], ["y"])) is not None
+    a, b = fallback(td.clone()), MAPPOLoss(policy, critic)(td.clone())
+    for k in ("loss_objective", "loss_critic"):
+        torch.testing.assert_close(a[k], b[k])
+
+
+def _run_steps(fast: str, n: int = 4):
+    t = MAPPOTrainer(small_config(fast=fast, seed=7))
     torch.manual_seed(11)
-    data = t.collector.rollout().copy()
-    t._advantages(data)
-    t.buffer.extend(data.select(*t._update_keys).reshape(-1))
-    batches = [t.buffer.sample() for _ in range(n)]
+    data = t.collect()
     g = t.groups[0]
+    compute_advantages(g, data)
+    flat = data.select(*t.learner.update_keys).reshape(-1)
+    batches = [b for _ in range(n // 2) for b in minibatches(flat, 2)]
+    step = t.learner.step_fns[g.name]  # update_step, wrapped by the fast path
     for b in batches:
-        t._step_fn(g, b, None)
+        step(b)
     return [p.detach().clone() for p in g.optimizer.params]
 
 
 def test_compiled_update_matches_plain():
     """Same seed, same minibatches: parameters agree to 1e-5 after 4 compiled vs plain steps."""
-    for a, b in zip(_run_steps(False), _run_steps(True)):
+    for a, b in zip(_run_steps("off"), _run_steps("compile")):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
 def test_compiled_acting_draws_fresh_samples():
-    t = MAPPOTrainer(small_config(compile=True))
+    t = MAPPOTrainer(small_config(fast="compile"))
     td = t.env.reset()
     acting = t.acting  # each group's policy compiled inside
     with set_exploration_type(ExplorationType.RANDOM):  # as in the collector
@@ -74,20 +108,16 @@ def test_compiled_acting_draws_fresh_samples():
 def test_cudagraph_wrapper_in_cpu_form_matches_plain():
     """The CUDA-graph step wrapper (tensordict's CudaGraphModule passes calls through without CUDA), with the KL
     early-stop mask in use: same parameters as the plain step."""
-    import warnings
 
     def run(wrapped: bool):
         t = MAPPOTrainer(small_config(seed=7, kl_threshold=0.02, learning_epochs=2, mini_batches=4))
         if wrapped:
-            t.cfg.cudagraphs = True  # bypass the CUDA check: exercise the wrapper itself
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                t._step_fn = t._make_step_fn()
+                t.learner.step_fns["agents"] = capture(functools.partial(update_step, t.groups[0]))
         torch.manual_seed(11)
-        data = t.collector.rollout().copy()
-        t._advantages(data)
-        t._update(data)
-        return [p.detach().clone() for p in t.groups[0].optimizer.params], t._active["agents"].clone()
+        update(t.learner, t.collect())
+        return [p.detach().clone() for p in t.groups[0].optimizer.params], t.learner.keep_updating["agents"].clone()
 
     (a, mask_a), (b, mask_b) = run(False), run(True)
     assert torch.equal(mask_a, mask_b)
@@ -96,27 +126,37 @@ def test_cudagraph_wrapper_in_cpu_form_matches_plain():
 
 
 def test_fast_path_flags_are_checked():
-    with pytest.raises(ValueError, match="cudagraphs=True needs a CUDA device"):
-        MAPPOTrainer(small_config(cudagraphs=True))
+    with pytest.raises(ValueError, match="cudagraphs' needs a CUDA device"):
+        MAPPOTrainer(small_config(fast="cudagraphs"))
     with pytest.raises(ValueError, match="KLAdaptiveLR"):
-        MAPPOTrainer(small_config(compile=True, learning_rate_scheduler="StepLR", learning_rate_scheduler_kwargs={"step_size": 5}))
+        small_config(fast="compile", learning_rate_scheduler="StepLR", learning_rate_scheduler_kwargs={"step_size": 5})
+    with pytest.raises(ValueError, match="fast must be one of off, compile, cudagraphs"):
+        small_config(fast="turbo")
+    with pytest.raises(ValueError, match="fast must be one of"):
+        accelerate(torch.tanh, "turbo")
+    assert TrainConfig.from_dict({"compile": True}).fast == "compile"  # the earlier flags still read
+    assert TrainConfig.from_dict({"compile": True, "cudagraphs": True}).fast == "cudagraphs"
+
+
+def test_adam_is_capturable_only_for_cuda_graphs():
+    assert not MAPPOTrainer(small_config()).groups[0].optimizer.adam.defaults["capturable"]
 
 
 @pytest.mark.gpu
 @cuda
 def test_cudagraph_update_matches_plain_on_cuda():
-    def run(cudagraphs: bool):
-        t = MAPPOTrainer(small_config(device="cuda", compile=cudagraphs, cudagraphs=cudagraphs, seed=7))
+    def run(fast: str):
+        t = MAPPOTrainer(small_config(device="cuda", fast=fast, seed=7))
         torch.manual_seed(11)
-        data = t.collector.rollout().copy()
-        t._advantages(data)
-        t.buffer.extend(data.select(*t._update_keys).reshape(-1))
-        batches = [t.buffer.sample() for _ in range(6)]
+        data = t.collect()
+        compute_advantages(t.groups[0], data)
+        flat = data.select(*t.learner.update_keys).reshape(-1)
+        batches = [b for _ in range(3) for b in minibatches(flat, 2)]
         for b in batches:
-            t._step_fn(t.groups[0], b, None)
+            t.learner.step_fns["agents"](b)
         return [p.detach().clone() for p in t.groups[0].optimizer.params]
 
-    for a, b in zip(run(False), run(True)):
+    for a, b in zip(run("off"), run("cudagraphs")):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)
 
 
@@ -137,7 +177,8 @@ def test_captured_acting_draws_fresh_samples_on_cuda():
 @pytest.mark.gpu
 @cuda
 def test_short_cuda_training_run_with_cudagraphs():
-    t = MAPPOTrainer(small_config(device="cuda", compile=True, cudagraphs=True, timesteps=64))
+    t = MAPPOTrainer(small_config(device="cuda", fast="cudagraphs", timesteps=64))
     summary = t.train()
     assert summary["updates"] == 4 * 2 * 2
     assert all(torch.isfinite(p).all() for p in t.groups[0].optimizer.params)
+    assert t.groups[0].optimizer.adam.defaults["capturable"]

@@ -2,17 +2,24 @@
 
 A checkpoint is a ``torch.save`` dict of tensors and plain containers only, so it
 loads with ``torch.load(weights_only=True)``. With ``store_separately`` each model
-goes to its own file beside the main one, which lists them.
+goes to its own file beside the main one, which lists them. :func:`learner_state` /
+:func:`load_learner_state` hold everything a run needs to continue exactly.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+from mappo_td.envs import set_simulator_rng_state, simulator_rng_state
+
+if TYPE_CHECKING:
+    from mappo_td.train.learner import Learner
 
 FORMAT = "mappo_td-checkpoint"
 VERSION = 1
@@ -102,3 +109,55 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         state["models"][name] = part["state_dict"]
     state["path"] = str(path)
     return state
+
+
+def learner_state(learner: Learner) -> dict[str, Any]:
+    """Everything needed to continue exactly: models, optimizers, schedules, preprocessors, RNG states, counters."""
+    state: dict[str, Any] = {"models": {}, "optimizers": {}, "schedulers": {}, "preprocessors": {}}
+    for g in learner.groups:
+        state["models"][f"{g.name}/policy"] = g.policy.state_dict()
+        state["models"][f"{g.name}/critic"] = g.critic.state_dict()
+        state["optimizers"][g.name] = g.optimizer.state_dict()
+        state["schedulers"][g.name] = g.scheduler.state_dict() if g.scheduler is not None else {}
+        for k, p in g.preprocessors.items():
+            state["preprocessors"][f"{g.name}/{k}"] = p.state_dict()
+    # minibatch permutations come from torch's generator: its state covers them
+    state["rng"] = {"torch": torch.get_rng_state(), "simulator": simulator_rng_state() if learner.cfg.env.backend == "vmas" else {}}
+    if torch.cuda.is_available():
+        state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
+    state["counters"] = {"timestep": learner.timestep, "iteration": learner.iteration, "updates": learner.updates}
+    state["config"] = json.dumps(learner.cfg.to_dict(), default=str)
+    state["group_map"] = json.dumps(learner.group_map)
+    return state
+
+
+def load_learner_state(learner: Learner, state: dict[str, Any]) -> None:
+    """Restore a :func:`learner_state`; refuses one made for other groups or model shapes."""
+    where = state.get("path", "checkpoint")
+    if json.loads(state["group_map"]) != learner.group_map:
+        raise CheckpointError(f"{where} was made for agent groups {state['group_map']}, this environment has {learner.group_map}.")
+    try:
+        for g in learner.groups:
+            g.policy.load_state_dict(state["models"][f"{g.name}/policy"])
+            g.critic.load_state_dict(state["models"][f"{g.name}/critic"])
+            g.optimizer.load_state_dict(state["optimizers"][g.name])
+            if g.scheduler is not None:
+                g.scheduler.load_state_dict(state["schedulers"][g.name])
+            for k, p in g.preprocessors.items():
+                p.load_state_dict(state["preprocessors"][f"{g.name}/{k}"])
+    except (KeyError, RuntimeError, ValueError) as err:
+        raise CheckpointError(f"{where} does not match this configuration's models ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0][:300]}); resume with the configuration it was trained with.") from None
+    torch.set_rng_state(state["rng"]["torch"])
+    set_simulator_rng_state(state["rng"].get("simulator", {}))
+    if "cuda" in state["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    c = state["counters"]
+    learner.timestep, learner.iteration, learner.updates = int(c["timestep"]), int(c["iteration"]), int(c["updates"])
+    learner.collector.reset()  # the same point as the uninterrupted run, which resets right after each checkpoint
+
+
+def save_learner(learner: Learner, path: str | Path) -> Path:
+    """Write ``learner``'s checkpoint to ``path`` atomically, unless NaN/inf was collected since (then raise, keeping the last good one)."""
+    learner.stats.raise_if_nonfinite(learner.timestep)
+    return save_checkpoint(learner_state(learner), path, store_separately=learner.cfg.mappo.experiment.store_separately)

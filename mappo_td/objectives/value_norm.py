@@ -1,9 +1,16 @@
-"""Running mean/std standardizer (skrl's ``RunningStandardScaler`` semantics) for
-observations, shared states and values."""
+"""Value (and input) normalization with running statistics.
+
+:class:`RunningStandardizer` is skrl's ``RunningStandardScaler``: the value preprocessor
+(values are de-normalized before GAE, returns and values normalized for the loss) and
+the observation / shared-state preprocessor. It owns the three operations:
+:meth:`~RunningStandardizer.update`, :meth:`~RunningStandardizer.normalize`,
+:meth:`~RunningStandardizer.denormalize`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -55,10 +62,25 @@ class RunningStandardizer(nn.Module):
         self.running_variance.copy_(m2 / total)
         self.current_count.copy_(total)
 
+    @contextmanager
+    def updating(self) -> Iterator[None]:
+        """Merge the statistics of every input seen by ``forward`` inside the block (e.g. a model pass)."""
+        self.update_on_forward = True
+        try:
+            yield
+        finally:
+            self.update_on_forward = False
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """``clamp((x − mean) / sqrt(var + eps), ±clip)``."""
+        return ((x - self.running_mean) / (self.running_variance + self.epsilon).sqrt()).clamp(-self.clip_threshold, self.clip_threshold)
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """``sqrt(var) · clamp(x, ±clip) + mean`` (skrl's inverse)."""
+        return self.running_variance.sqrt() * x.clamp(-self.clip_threshold, self.clip_threshold) + self.running_mean
+
     def forward(self, x: torch.Tensor, train: bool = False, inverse: bool = False) -> torch.Tensor:
-        """Standardize ``x`` (first updating the statistics with it when ``train``), or invert."""
+        """skrl's call form: normalize ``x`` (first updating the statistics with it when ``train``), or denormalize."""
         if train or self.update_on_forward:
             self.update(x)
-        if inverse:
-            return self.running_variance.sqrt() * x.clamp(-self.clip_threshold, self.clip_threshold) + self.running_mean
-        return ((x - self.running_mean) / (self.running_variance + self.epsilon).sqrt()).clamp(-self.clip_threshold, self.clip_threshold)
+        return self.denormalize(x) if inverse else self.normalize(x)

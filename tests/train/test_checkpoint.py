@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mappo_td.checkpoint import CheckpointError, load_checkpoint
-from mappo_td.trainer import MAPPOTrainer, NonFiniteError
+from mappo_td.train import CheckpointError, NonFiniteError, load_checkpoint
+from mappo_td.trainer import MAPPOTrainer
 from tests.helpers import small_config
 
 FULL = dict(state_preprocessor="RunningStandardScaler", value_preprocessor="RunningStandardScaler",

@@ -19,15 +19,10 @@ from torch import nn
 from torchrl.data import Composite
 from torchrl.modules import MLP, MultiAgentMLP
 
-from mappo_td.policy import (
-    ConcatFlat,
-    NestedKey,
-    _group_spec,
-    _with_preprocessor,
-    agent_mlp,
-    observation_input,
-    observation_leaves,
-)
+from mappo_td.config import DEFAULT_HIDDEN_SIZES
+from mappo_td.keys import NestedKey
+from mappo_td.models.bodies import agent_mlp
+from mappo_td.models.inputs import ConcatFlat, group_spec, observation_input, observation_leaves, with_preprocessor
 
 
 class CentralizedCritic(nn.Module):
@@ -50,7 +45,7 @@ class CentralizedCritic(nn.Module):
         n_agents: int,
         *,
         share_params: bool = True,
-        hidden_sizes: Sequence[int] = (256, 256),
+        hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES,
         activation: type[nn.Module] = nn.Tanh,
         preprocessor: nn.Module | None = None,
     ) -> None:
@@ -79,7 +74,7 @@ def make_critic(
     *,
     centralized: bool = True,
     share_params: bool = True,
-    hidden_sizes: Sequence[int] = (256, 256),
+    hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES,
     activation: type[nn.Module] = nn.Tanh,
     state_key: NestedKey | None = "state",
     observation_key: NestedKey = "observation",
@@ -100,12 +95,12 @@ def make_critic(
         >>> critic.in_keys, critic(spec.rand())["agents", "state_value"].shape
         ([('agents', 'observation')], torch.Size([8, 3, 1]))
     """
-    gspec = _group_spec(observation_spec, group, "observation")
+    gspec = group_spec(observation_spec, group, "observation")
     n_agents = gspec.shape[-1]
     root_ndim = len(observation_spec.shape)
     if not centralized:
         pre, in_key, n_in = observation_input(observation_spec, group, observation_key)
-        pre, in_key = _with_preprocessor(pre, in_key, group, input_preprocessor, "critic_input_normalized")
+        pre, in_key = with_preprocessor(pre, in_key, group, input_preprocessor, "critic_input_normalized")
         net = agent_mlp(n_in, 1, n_agents, share_params=share_params, hidden_sizes=hidden_sizes, activation=activation)
         critic = TensorDictSequential(*pre, TensorDictModule(net, in_keys=[in_key], out_keys=[(group, "state_value")]))
     else:

@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from mappo_td.optim import GroupOptimizer, KLAdaptiveLR
+from mappo_td.train.optim import GroupOptimizer, KLAdaptiveLR
 
 
 def test_group_optimizer_equals_torch_adam():
@@ -25,7 +25,7 @@ def test_group_optimizer_equals_torch_adam():
 def test_per_agent_clip_isolates_a_huge_gradient():
     """Agent 0's huge gradient must not shrink agent 1's clipped step (separate parameters)."""
     p = nn.Parameter(torch.zeros(2, 3))
-    opt = GroupOptimizer([p], lr=torch.tensor([0.1, 0.1]), grad_norm_clip=torch.tensor([0.5, 0.5]), per_agent=True)
+    opt = GroupOptimizer([p], lr=torch.tensor([0.1, 0.1]), grad_norm_clip=torch.tensor([0.5, 0.5]), share_params=False)
     p.grad = torch.tensor([[1e6, 0.0, 0.0], [0.1, 0.2, 0.0]])
     opt.step()
     alone = nn.Parameter(torch.zeros(3))
@@ -39,13 +39,13 @@ def test_per_agent_clip_isolates_a_huge_gradient():
 
 def test_masked_agents_keep_parameters_and_moments():
     p = nn.Parameter(torch.ones(2, 3))
-    opt = GroupOptimizer([p], lr=torch.tensor([0.1, 0.2]), grad_norm_clip=torch.tensor([0.0, 0.0]), per_agent=True)
+    opt = GroupOptimizer([p], lr=torch.tensor([0.1, 0.2]), grad_norm_clip=torch.tensor([0.0, 0.0]), share_params=False)
     p.grad = torch.ones(2, 3)
     opt.step()
     before = p.detach().clone()
     moments = [s.clone() for k, s in opt.adam.state[p].items() if k != "step"]
     p.grad = torch.full((2, 3), 5.0)
-    opt.step(active=torch.tensor([False, True]))
+    opt.step(keep_updating=torch.tensor([False, True]))
     torch.testing.assert_close(p[0], before[0])
     assert not torch.allclose(p[1], before[1])
     for (_k, s), old in zip(((k, s) for k, s in opt.adam.state[p].items() if k != "step"), moments):

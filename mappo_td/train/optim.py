@@ -2,8 +2,8 @@
 and learning-rate schedules, with the learning rate held as a device tensor.
 
 Agents that share parameters share one step. Agents with their own (stacked,
-``[n_agents, ...]``) parameters step "as if each had its own optimizer" (SPEC §2.4):
-per-agent gradient-norm clip, per-agent learning rate and KL early stop.
+``[n_agents, ...]``) parameters step as if each had its own optimizer (as in skrl's
+per-agent loop): per-agent gradient-norm clip, per-agent learning rate and KL early stop.
 
 The step is ``torch.optim.Adam`` run with ``lr=1`` whose parameter change is then
 scaled by the learning-rate tensor (exact for Adam: its step is linear in ``lr``) and
@@ -64,14 +64,14 @@ class KLAdaptiveLR:
         self.kl_factor, self.lr_factor = kl_factor, lr_factor
 
     @torch.no_grad()
-    def step(self, kl: torch.Tensor, active: torch.Tensor | None = None) -> None:
-        """Move the rate(s) from this update's approximate KL (only where ``active``)."""
+    def step(self, kl: torch.Tensor, keep_updating: torch.Tensor | None = None) -> None:
+        """Move the rate(s) from this update's approximate KL (only where ``keep_updating``: the KL early stop)."""
         lr = self.lr
         down = (lr / self.lr_factor).clamp(min=self.min_lr)
         up = (lr * self.lr_factor).clamp(max=self.max_lr)
         new = torch.where(kl > self.kl_threshold * self.kl_factor, down, torch.where(kl < self.kl_threshold / self.kl_factor, up, lr))
-        if active is not None:
-            new = torch.where(active, new, lr)
+        if keep_updating is not None:
+            new = torch.where(keep_updating, new, lr)
         lr.copy_(new)
 
     def state_dict(self) -> dict:
@@ -90,7 +90,8 @@ class GroupOptimizer:
         params: the group's parameters (policy and critic).
         lr: learning rate, ``[]`` (shared parameters) or ``[n_agents]`` (stacked per-agent parameters).
         grad_norm_clip: same shape as ``lr``; ``0`` disables clipping.
-        per_agent: parameters are stacked ``[n_agents, ...]``: clip, scale and mask per agent.
+        share_params: ``False``: parameters are stacked ``[n_agents, ...]``: clip, scale and mask per agent.
+        capturable: keep Adam's step counters on the device (needed for CUDA-graph capture).
 
     Example:
         >>> p = nn.Parameter(torch.ones(3))
@@ -101,18 +102,17 @@ class GroupOptimizer:
     """
 
     def __init__(self, params: Sequence[nn.Parameter], lr: torch.Tensor, grad_norm_clip: torch.Tensor, *,
-                 per_agent: bool = False, eps: float = 1e-8) -> None:
+                 share_params: bool = True, capturable: bool = False, eps: float = 1e-8) -> None:
         self.params = [p for p in params if p.requires_grad]
-        self.lr, self.grad_norm_clip, self.per_agent = lr, grad_norm_clip, per_agent
+        self.lr, self.grad_norm_clip, self.share_params = lr, grad_norm_clip, share_params
         # Shared parameters: Adam reads the device learning-rate tensor itself. Per agent: Adam runs at lr=1 and
         # each agent's change is scaled by its rate (Adam's step is linear in lr).
-        self.native = not per_agent and lr.ndim == 0
-        capturable = self.params[0].is_cuda  # CUDA graphs replay the step: its counters must live on the device
+        self.native = share_params and lr.ndim == 0
         try:  # fused Adam: one kernel per tensor on CPU and CUDA, takes a tensor lr
             self.adam = torch.optim.Adam(self.params, lr=lr if self.native else 1.0, eps=eps, fused=True, capturable=capturable)
         except (RuntimeError, ValueError):
             self.adam = torch.optim.Adam(self.params, lr=lr if self.native else 1.0, eps=eps, foreach=False)
-        if per_agent:
+        if not share_params:
             n = lr.shape[0]
             bad = [tuple(p.shape) for p in self.params if p.ndim == 0 or p.shape[0] != n]
             if bad:
@@ -124,33 +124,33 @@ class GroupOptimizer:
         self.adam.zero_grad(set_to_none=True)
 
     def _view(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-        return x.view(-1, *([1] * (p.ndim - 1))) if self.per_agent else x
+        return x if self.share_params else x.view(-1, *([1] * (p.ndim - 1)))
 
     @torch.no_grad()
-    def step(self, active: torch.Tensor | None = None) -> None:
-        """Clip, then one Adam step scaled by ``lr``; agents (or the group) where ``active`` is False keep everything."""
+    def step(self, keep_updating: torch.Tensor | None = None) -> None:
+        """Clip, then one Adam step scaled by ``lr``; agents (or the group) where ``keep_updating`` is False keep everything."""
         if self._clip_on:
-            if self.per_agent:
+            if not self.share_params:
                 clip_grad_norm_per_agent(self.params, self.grad_norm_clip)
             else:
                 torch.nn.utils.clip_grad_norm_(self.params, self.grad_norm_clip)
-        if self.native and active is None:
+        if self.native and keep_updating is None:
             self.adam.step()
             return
         before = [p.detach().clone() for p in self.params]
-        if active is not None:
+        if keep_updating is not None:
             moments = {id(p): [s.clone() for s in self._moments(p)] for p in self.params if p in self.adam.state}
         self.adam.step()
         if self.native:  # lr already applied by Adam; only the mask remains
             for p, b in zip(self.params, before):
-                p.copy_(torch.where(active, p, b))
+                p.copy_(torch.where(keep_updating, p, b))
         else:
-            scale = self.lr if active is None else self.lr * active
+            scale = self.lr if keep_updating is None else self.lr * keep_updating
             for p, b in zip(self.params, before):
                 p.copy_(torch.lerp(b, p, self._view(scale, p)))  # b + scale * (adam_step_with_lr_1)
-        if active is not None:
+        if keep_updating is not None:
             for p in self.params:
-                keep = self._view(active, p)
+                keep = self._view(keep_updating, p)
                 saved = moments.get(id(p))
                 if saved is None:  # first step: the moments started at zero
                     saved = [torch.zeros_like(s) for s in self._moments(p)]

@@ -1,4 +1,4 @@
-"""GAE(λ) for multi-agent TensorDicts with SPEC §2 semantics.
+"""GAE(λ) for multi-agent TensorDicts: terminated is not truncated, team or per-agent signals.
 
 For every transition t (time runs along the last batch dim of the input)::
 
@@ -9,7 +9,8 @@ For every transition t (time runs along the last batch dim of the input)::
 ``V(s'_t)`` is the value of the true next state (``("next", ...)`` holds the
 observation seen before any reset). The ``_{t+1}`` flags are the
 ``("next", "terminated" | "done")`` entries of transition t. With
-``time_limit_bootstrap=False`` (the default) truncation counts as termination.
+``time_limit_bootstrap=False`` (the default) truncation counts as termination
+(the README's "Semantics worth knowing" says where this differs from today's skrl).
 The recursion itself is TorchRL's :func:`generalized_advantage_estimate`; this
 module owns flag handling, broadcasting, per-agent γ/λ and standardization.
 """
@@ -17,7 +18,6 @@ module owns flag handling, broadcasting, per-agent γ/λ and standardization.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from tensordict import TensorDictBase
@@ -25,34 +25,13 @@ from tensordict.nn import TensorDictModuleBase
 from torchrl.objectives.value import ValueEstimatorBase
 from torchrl.objectives.value.functional import generalized_advantage_estimate
 
-from mappo_td._multiagent import PerAgent, broadcast_to_agents, per_agent_tensor
-
-NestedKey = str | tuple[str, ...]
-
-
-def _gamma_like(value: PerAgent, agents: Sequence[str] | None, group: str, name: str) -> torch.Tensor:
-    if isinstance(value, (int, float)):
-        return torch.tensor(float(value))
-    if agents is None:
-        raise ValueError(f"{name} given per agent: pass agents=[...] (the group's agent names) to the estimator.")
-    return per_agent_tensor(value, agents, name=name, group=group)
+from mappo_td.config import bounds
+from mappo_td.keys import KeyContract, NestedKey, group_keys
+from mappo_td.multiagent import PerAgent, broadcast_to_agents, per_agent_tensor, standardize_per_agent
 
 
-def standardize_per_agent(advantage: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """``(A − mean) / (std + eps)`` over every dim but the agent dim (``-2``).
-
-    Example:
-        >>> a = standardize_per_agent(torch.randn(50, 3, 1) * torch.tensor([1.0, 10.0, 100.0]).view(3, 1))
-        >>> torch.allclose(a.std(dim=0), torch.ones(3, 1), atol=1e-4)
-        True
-    """
-    dims = [d for d in range(advantage.ndim) if d != advantage.ndim - 2]
-    std, mean = torch.std_mean(advantage, dim=dims, keepdim=True)
-    return (advantage - mean) / (std + eps)
-
-
-class MAPPOGAE(ValueEstimatorBase):
-    """GAE(λ) estimator for one agent group (SPEC §2), usable by any TorchRL loss.
+class MAPPOGAE(KeyContract, ValueEstimatorBase):
+    """GAE(λ) estimator for one agent group, usable by any TorchRL loss.
 
     ===========================================  =========================  ==========
     key (``set_keys`` name)                        shape                      direction
@@ -89,22 +68,6 @@ class MAPPOGAE(ValueEstimatorBase):
         tensor([1.8750, 1.7500, 1.5000, 1.0000])
     """
 
-    @dataclass
-    class _AcceptedKeys:
-        """Keys of the estimator: advantage, value_target, value, reward, done, terminated, truncated."""
-
-        advantage: NestedKey = ("agents", "advantage")
-        value_target: NestedKey = ("agents", "value_target")
-        value: NestedKey = ("agents", "state_value")
-        reward: NestedKey = ("agents", "reward")
-        done: NestedKey = ("agents", "done")
-        terminated: NestedKey = ("agents", "terminated")
-        truncated: NestedKey = ("agents", "truncated")
-        steps_to_next_obs: NestedKey = "steps_to_next_obs"
-        sample_log_prob: NestedKey = ("agents", "action_log_prob")
-
-    default_keys = _AcceptedKeys
-
     def __init__(
         self,
         group: str = "agents",
@@ -120,21 +83,10 @@ class MAPPOGAE(ValueEstimatorBase):
         self.group = group
         self.time_limit_bootstrap = bool(time_limit_bootstrap)
         self.standardize = bool(standardize)
-        self.register_buffer("gamma", _gamma_like(gamma, agents, group, "gamma"))
-        self.register_buffer("lmbda", _gamma_like(lmbda, agents, group, "lambda"))
-        for name, t in (("gamma", self.gamma), ("lambda", self.lmbda)):
-            if not bool(((t >= 0) & (t <= 1)).all()):
-                raise ValueError(f"{name} must lie in [0, 1], got {t.flatten().tolist()}.")
-        self.set_keys(**{k: (group, k if k != "value" else "state_value") for k in ("advantage", "value_target", "value", "reward", "done", "terminated", "truncated")})
-        self.set_keys(sample_log_prob=(group, "action_log_prob"))
-
-    def set_keys(self, **kwargs: NestedKey) -> None:
-        """Rename the keys read and written (names as in the class table); unknown names raise ``ValueError``."""
-        valid = list(self._AcceptedKeys.__dataclass_fields__)
-        unknown = [k for k in kwargs if k not in valid]
-        if unknown:
-            raise ValueError(f"unknown key name(s) {unknown} for MAPPOGAE.set_keys; valid names: {valid}.")
-        super().set_keys(**kwargs)
+        self.agents = list(agents) if agents is not None else None
+        self.register_buffer("gamma", per_agent_tensor(gamma, agents, name="gamma", group=group, bounds=bounds("discount_factor")))
+        self.register_buffer("lmbda", per_agent_tensor(lmbda, agents, name="lambda", group=group, bounds=bounds("lambda")))
+        self.set_keys(**group_keys(group))
 
     def _signal(self, nxt: TensorDictBase, key: NestedKey) -> torch.Tensor | None:
         """Per-agent entry if present, else the team entry at the root (same leaf name)."""
@@ -160,23 +112,22 @@ class MAPPOGAE(ValueEstimatorBase):
                 f"MAPPOGAE needs {keys.value} and ('next', *{keys.value}) in the input; pass value_network=critic "
                 "or run the critic on the data and on data['next'] first."
             )
-        n_agents = value.shape[-2]
         reward = self._signal(nxt, keys.reward)
         terminated = self._signal(nxt, keys.terminated)
         if reward is None or terminated is None:
             raise KeyError(f"MAPPOGAE needs ('next', reward) and ('next', terminated) (keys {keys.reward}, {keys.terminated}, per agent or at the root).")
-        reward = broadcast_to_agents(reward, n_agents, name="reward")
+        reward = broadcast_to_agents(reward, value, name="reward")
         if reward.shape != value.shape:
             raise ValueError(
                 f"reward shape {tuple(reward.shape)} does not match value shape {tuple(value.shape)}; the critic must write "
                 f"[*B, T, n_agents, 1] and rewards must be [*B, T, n_agents, 1] or team-shared [*B, T, 1]."
             )
-        terminated = broadcast_to_agents(terminated, n_agents, name="terminated").bool()
+        terminated = broadcast_to_agents(terminated, value, name="terminated").bool()
         done = self._signal(nxt, keys.done)
         truncated = self._signal(nxt, keys.truncated)
-        done = terminated if done is None else broadcast_to_agents(done, n_agents, name="done").bool() | terminated
+        done = terminated if done is None else broadcast_to_agents(done, value, name="done").bool() | terminated
         if truncated is not None:
-            done = done | broadcast_to_agents(truncated, n_agents, name="truncated").bool()
+            done = done | broadcast_to_agents(truncated, value, name="truncated").bool()
         if not self.time_limit_bootstrap:
             terminated = done  # truncation treated as termination
         t = td.ndim - 1  # time is the last batch dim (TorchRL collector layout)

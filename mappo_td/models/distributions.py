@@ -1,17 +1,32 @@
-"""Action distributions that TorchRL does not ship: multi-categorical and a
-state-independent multivariate Gaussian head.
+"""Action distributions: which one each action spec gets (:func:`action_head`), and the parts
+TorchRL does not ship (multi-categorical, a state-independent multivariate Gaussian head,
+the log-std heads).
 
-Categorical, diagonal Gaussian and tanh-squashed Gaussian come from
-``torch.distributions`` and ``torchrl.modules`` directly (see :mod:`mappo_td.policy`).
+========================  ==========================  =========================================
+action spec               distribution                network output (per agent)
+========================  ==========================  =========================================
+``Categorical`` (n)       ``torch`` Categorical       ``(group, "logits")``  ``[*B, n_agents, n]``
+``MultiCategorical``      :class:`MultiCategorical`   ``(group, "logits")``  ``[*B, n_agents, sum(nvec)]``
+``Bounded``/``Unbounded`` diagonal Gaussian           ``(group, "loc")``, ``(group, "scale")``
+                          (``TanhNormal`` if squashed)
+                          multivariate Gaussian       ``(group, "loc")``, ``(group, "scale_tril")``
+========================  ==========================  =========================================
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
+from tensordict.nn import TensorDictModule, TensorDictModuleBase
 from torch import distributions as D
 from torch import nn
+from torchrl.data import Binary, Bounded, Categorical, MultiOneHot, OneHot, TensorSpec
+from torchrl.data import MultiCategorical as MultiCategoricalSpec
+from torchrl.modules import IndependentNormal, TanhNormal
+
+Distribution = Literal["auto", "gaussian", "multivariate_gaussian"]
 
 _NO_SAMPLE_SHAPE = torch.Size()
 
@@ -126,3 +141,62 @@ class StateDependentScale(nn.Module):
     def forward(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         loc, log_std = out.chunk(2, dim=-1)
         return loc, log_std.clamp(self.min_log_std, self.max_log_std).exp()
+
+
+def action_head(
+    action_spec: TensorSpec,
+    group: str,
+    n_agents: int,
+    share_params: bool,
+    distribution: Distribution,
+    state_dependent_std: bool,
+    tanh_squash: bool | None,
+    log_std_init: float,
+) -> tuple[int, list[nn.Module | TensorDictModuleBase], dict, type, dict]:
+    """``(n_net_outputs, post-net modules, dist in_keys, dist class, dist kwargs)`` for one group's action spec.
+
+    Example:
+        >>> n, post, keys, cls, kw = action_head(Categorical(5, (8, 3)), "agents", 3, True, "auto", False, None, 0.0)
+        >>> n, keys, cls.__name__
+        (5, {'logits': ('agents', 'logits')}, 'Categorical')
+    """
+    g = group
+    if isinstance(action_spec, (OneHot, MultiOneHot)):
+        raise TypeError(
+            f"one-hot action spec {type(action_spec).__name__} for group {g!r} is not supported; "
+            "ask the environment for categorical actions (e.g. VmasEnv(..., categorical_actions=True))."
+        )
+    if isinstance(action_spec, Binary):
+        raise TypeError(f"unsupported action spec Binary for group {g!r}: use Categorical, MultiCategorical (e.g. nvec=[2] * k) or a continuous Box.")
+    if isinstance(action_spec, MultiCategoricalSpec):  # before Categorical: it is a subclass
+        nvec = [int(n) for n in action_spec.nvec.reshape(-1, action_spec.nvec.shape[-1])[0]]
+        return sum(nvec), [], {"logits": (g, "logits")}, MultiCategorical, {"nvec": nvec}
+    if isinstance(action_spec, Categorical):
+        return action_spec.space.n, [], {"logits": (g, "logits")}, D.Categorical, {}
+    if action_spec.domain != "continuous" or action_spec.dtype not in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
+        raise TypeError(f"unsupported action spec {type(action_spec).__name__} for group {g!r}: use Categorical, MultiCategorical or a continuous Box.")
+    a = action_spec.shape[-1]
+    bounded = isinstance(action_spec, Bounded)
+    squash = bounded if tanh_squash is None else tanh_squash
+    if squash and not bounded:
+        raise ValueError(f"tanh_squash=True needs a bounded action spec; group {g!r} has {type(action_spec).__name__}.")
+    param_shape = [a] if share_params else [n_agents, a]
+    if distribution == "multivariate_gaussian":
+        if squash:
+            raise ValueError("the multivariate Gaussian is not squashed: pass tanh_squash=False with distribution='multivariate_gaussian'.")
+        head = TensorDictModule(MultivariateNormalHead(param_shape, log_std_init), in_keys=[(g, "loc")], out_keys=[(g, "loc"), (g, "scale_tril")])
+        return a, [head], {"loc": (g, "loc"), "scale_tril": (g, "scale_tril")}, D.MultivariateNormal, {}
+    if distribution not in ("auto", "gaussian"):
+        raise ValueError(f"unknown distribution {distribution!r}; use 'auto', 'gaussian' or 'multivariate_gaussian'.")
+    if state_dependent_std:
+        scale = TensorDictModule(StateDependentScale(), in_keys=[(g, "net_out")], out_keys=[(g, "loc"), (g, "scale")])
+        n_out = 2 * a
+    else:
+        scale = TensorDictModule(StateIndependentScale(param_shape, log_std_init), in_keys=[(g, "loc")], out_keys=[(g, "loc"), (g, "scale")])
+        n_out = a
+    keys = {"loc": (g, "loc"), "scale": (g, "scale")}
+    if squash:
+        idx = (0,) * (action_spec.ndim - 2)  # drop env batch dims: bounds are [n_agents, A]
+        low, high = action_spec.space.low[idx], action_spec.space.high[idx]
+        return n_out, [scale], keys, TanhNormal, {"low": low, "high": high, "tanh_loc": False}
+    return n_out, [scale], keys, IndependentNormal, {"tanh_loc": False}

@@ -1,4 +1,4 @@
-"""GAE against a plain-loop transcription of SPEC §2, and against TorchRL's GAE where they coincide."""
+"""GAE against a plain-loop transcription of its definition (mappo_td.objectives.gae), and against TorchRL's GAE where they coincide."""
 
 import pytest
 import torch
@@ -11,7 +11,7 @@ B, T, N = 3, 12, 2
 
 
 def spec_gae(r, v, v_next, term, trunc, gamma, lmbda, time_limit_bootstrap):
-    """SPEC §2 written plainly: r, v, v_next [B, T, N]; term, trunc [B, T, N] (flags of the next state)."""
+    """The GAE definition written plainly: r, v, v_next [B, T, N]; term, trunc [B, T, N] (flags of the next state)."""
     adv = torch.zeros_like(r)
     for b in range(r.shape[0]):
         for i in range(r.shape[2]):
@@ -25,7 +25,7 @@ def spec_gae(r, v, v_next, term, trunc, gamma, lmbda, time_limit_bootstrap):
     return adv, adv + v
 
 
-def random_rollout(per_agent_reward: bool):
+def random_rollout(per_agent_reward: bool, T: int = T):
     g = torch.Generator().manual_seed(1)
     v = torch.randn(B, T, N, 1, generator=g)
     v_next = torch.randn(B, T, N, 1, generator=g)  # value of the true next state, unrelated to v after a reset
@@ -62,6 +62,20 @@ def test_gae_matches_spec_loop(time_limit_bootstrap, per_agent_reward, per_agent
     exp_adv, exp_ret = spec_gae(
         r.squeeze(-1), td["agents", "state_value"].squeeze(-1), td["next", "agents", "state_value"].squeeze(-1),
         td["next", "terminated"].expand(B, T, N), td["next", "truncated"].expand(B, T, N), gl, ll, time_limit_bootstrap,
+    )
+    torch.testing.assert_close(td["agents", "advantage"].squeeze(-1), exp_adv, atol=1e-6, rtol=0)
+    torch.testing.assert_close(td["agents", "value_target"].squeeze(-1), exp_ret, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("time_limit_bootstrap", [False, True])
+def test_team_signals_with_as_many_steps_as_agents(time_limit_bootstrap):
+    """Regression: team-shared reward and flags [B, T, 1] with T == n_agents were taken for per-agent ones."""
+    td = random_rollout(False, T=N)
+    est = MAPPOGAE(gamma=0.9, lmbda=0.8, time_limit_bootstrap=time_limit_bootstrap, standardize=False)
+    est(td)
+    exp_adv, exp_ret = spec_gae(
+        td["next", "reward"].expand(B, N, N), td["agents", "state_value"].squeeze(-1), td["next", "agents", "state_value"].squeeze(-1),
+        td["next", "terminated"].expand(B, N, N), td["next", "truncated"].expand(B, N, N), [0.9] * N, [0.8] * N, time_limit_bootstrap,
     )
     torch.testing.assert_close(td["agents", "advantage"].squeeze(-1), exp_adv, atol=1e-6, rtol=0)
     torch.testing.assert_close(td["agents", "value_target"].squeeze(-1), exp_ret, atol=1e-6, rtol=0)
@@ -132,9 +146,9 @@ def test_bad_inputs_raise_clear_errors():
         MAPPOGAE()(td)
     with pytest.raises(ValueError, match="unknown key name.*valid names"):
         MAPPOGAE().set_keys(rewards="r")
-    with pytest.raises(ValueError, match="unknown agent name.*valid names"):
+    with pytest.raises(ValueError, match="unknown agent/group name.*valid names"):
         MAPPOGAE(gamma={"agent_9": 0.9}, agents=["agent_0", "agent_1"])
-    with pytest.raises(ValueError, match=r"gamma must lie in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"gamma must be a finite number in \[0, 1\]"):
         MAPPOGAE(gamma=1.5)
     del td["agents", "state_value"]
     with pytest.raises(KeyError, match="value_network"):

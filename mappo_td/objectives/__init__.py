@@ -1,0 +1,7 @@
+"""Objectives: GAE(λ), the MAPPO loss, value normalization."""
+
+from mappo_td.objectives.gae import MAPPOGAE
+from mappo_td.objectives.loss import MAPPOLoss
+from mappo_td.objectives.value_norm import RunningStandardizer
+
+__all__ = ["MAPPOGAE", "MAPPOLoss", "RunningStandardizer"]

@@ -1,0 +1,18 @@
+"""Training units: build, advantages and update step, minibatches, acting, the loop, stats, logs, checkpoints, evaluation."""
+
+from mappo_td.train.acting import ActingPolicy
+from mappo_td.train.build import Group, build_groups
+from mappo_td.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from mappo_td.train.data import minibatches, update_keys
+from mappo_td.train.evaluate import RenderError, evaluate
+from mappo_td.train.learner import Learner, build_learner
+from mappo_td.train.loop import collect, update
+from mappo_td.train.optim import GroupOptimizer, KLAdaptiveLR
+from mappo_td.train.stats import NonFiniteError, TrainingStats
+from mappo_td.train.step import LOSS_TERMS, compute_advantages, update_step
+
+__all__ = [
+    "LOSS_TERMS", "ActingPolicy", "CheckpointError", "Group", "GroupOptimizer", "KLAdaptiveLR", "Learner", "NonFiniteError",
+    "RenderError", "TrainingStats", "build_groups", "build_learner", "collect", "compute_advantages", "evaluate", "load_checkpoint",
+    "minibatches", "save_checkpoint", "update", "update_keys", "update_step",
+]

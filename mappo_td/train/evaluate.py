@@ -1,0 +1,68 @@
+"""Evaluation: the deterministic policy for a number of episodes, optionally rendered to a GIF. Writes nothing else."""
+
+from __future__ import annotations
+
+import torch
+from tensordict import TensorDictBase
+from tensordict.nn import InteractionType, TensorDictSequential, set_interaction_type
+from torchrl.envs import EnvBase
+
+from mappo_td.envs import make_env
+from mappo_td.train.learner import Learner
+from mappo_td.train.stats import episode_returns
+
+
+class RenderError(RuntimeError):
+    """The environment cannot render frames here."""
+
+
+@torch.no_grad()
+def evaluate(learner: Learner, episodes: int = 10, render: str | None = None, env: EnvBase | None = None) -> dict[str, float]:
+    """Mean episode return (mean over agents) of the deterministic policy over ``episodes`` episodes.
+
+    The environment: ``env`` if given; else the one the learner was built with when
+    the caller gave it (its collector is reset afterwards); else a fresh one from the
+    config (seed + 1, up to ``episodes`` parallel copies). ``render``: a GIF path for
+    the first episode of the first env.
+    """
+    cfg = learner.cfg
+    reuse = env is None and learner.user_env
+    if env is None:
+        env = learner.env if reuse else make_env(cfg.env, learner.device, cfg.seed + 1, num_envs=min(episodes, cfg.env.num_envs))
+    policy = TensorDictSequential(*[g.policy for g in learner.groups])
+    returns: list[torch.Tensor] = []
+    frames: list = []
+
+    def grab(e: EnvBase, _: TensorDictBase) -> None:
+        try:
+            frames.append(e.render(mode="rgb_array"))
+        except Exception as err:  # no display, no renderer for this scenario ...
+            raise RenderError(f"{cfg.env.scenario} cannot render headless here ({type(err).__name__}: {err}); "
+                              "evaluate without --render.") from None
+
+    with set_interaction_type(InteractionType.DETERMINISTIC):
+        while sum(len(r) for r in returns) < episodes:
+            td = env.rollout(cfg.env.max_steps, policy, break_when_any_done=False, callback=grab if render and not frames else None)
+            done = td.get(("next", "done")).squeeze(-1)
+            first = done.long().cumsum(-1).eq(1) & done  # the first episode end of each env
+            if not bool(first.any()):
+                raise ValueError(f"no episode ended within env.max_steps={cfg.env.max_steps} steps; evaluation counts whole episodes.")
+            returns.append(episode_returns(td, learner.group_map)[1][first])
+    if reuse:
+        learner.collector.reset()
+    ret = torch.cat(returns)[:episodes]
+    if render:
+        write_animation(frames, render)
+    return {"episodes": float(len(ret)), "return_mean": float(ret.mean()), "return_std": float(ret.std()) if len(ret) > 1 else 0.0}
+
+
+def write_animation(frames: list, path: str) -> None:
+    """Write RGB ``frames`` to a GIF at ``path`` (needs Pillow)."""
+    if not frames or not hasattr(frames[0], "shape"):
+        raise RenderError("the environment rendered no frames; this scenario cannot render headless here.")
+    try:
+        from PIL import Image
+    except ImportError:
+        raise RenderError("rendering to a GIF needs Pillow: pip install pillow") from None
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=50, loop=0)

@@ -1,0 +1,95 @@
+"""What a training run is made of, built once from a config: env, groups, acting policy, collector, step functions.
+
+:class:`Learner` is plain state; the loop (:mod:`~mappo_td.train.loop`), checkpoints
+(:mod:`~mappo_td.train.checkpoint`) and evaluation (:mod:`~mappo_td.train.evaluate`)
+are functions of it, and :class:`~mappo_td.MAPPOTrainer` is the facade over all of them.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from tensordict import TensorDictBase
+from torchrl.collectors import Collector
+from torchrl.envs import EnvBase
+
+from mappo_td.config import TrainConfig
+from mappo_td.envs import group_map as env_group_map
+from mappo_td.envs import make_env, resolve_device
+from mappo_td.fast import accelerate
+from mappo_td.keys import NestedKey
+from mappo_td.train.acting import ActingPolicy
+from mappo_td.train.build import Group, build_groups
+from mappo_td.train.data import update_keys
+from mappo_td.train.stats import TrainingStats, finite_keys
+from mappo_td.train.step import update_step
+
+
+@dataclass
+class Learner:
+    """The state of one training run (see :func:`build_learner`)."""
+
+    cfg: TrainConfig
+    device: torch.device
+    env: EnvBase
+    group_map: dict[str, list[str]]
+    groups: list[Group]
+    acting: ActingPolicy
+    collector: Collector
+    stats: TrainingStats
+    step_fns: dict[str, Callable]  # per group: update_step, wrapped by the fast path
+    keep_updating: dict[str, torch.Tensor]  # per group with a KL threshold: the early-stop mask, reset in place each epoch
+    reward_keys: list[NestedKey]
+    update_keys: list[NestedKey]  # what a minibatch carries
+    user_env: bool = False  # the env was given by the caller (evaluation then uses it too)
+    timestep: int = 0  # environment steps taken (each advances every parallel env)
+    iteration: int = 0
+    updates: int = 0  # gradient steps
+    last_batch: TensorDictBase | None = field(default=None, repr=False)  # the last update's flat batch
+
+
+def check_device(cfg: TrainConfig) -> torch.device:
+    """The run's device, checked against the fast mode before anything is built.
+
+    Example:
+        >>> check_device(TrainConfig.from_dict({"device": "cpu", "fast": "cudagraphs"}))
+        Traceback (most recent call last):
+        ...
+        ValueError: fast='cudagraphs' needs a CUDA device, the run is on cpu; use fast='compile' (or 'off') on CPU.
+    """
+    device = resolve_device(cfg.device)
+    if cfg.fast == "cudagraphs" and device.type != "cuda":
+        raise ValueError(f"fast='cudagraphs' needs a CUDA device, the run is on {device}; use fast='compile' (or 'off') on CPU.")
+    return device
+
+
+def build_learner(cfg: TrainConfig, env: EnvBase | None = None) -> Learner:
+    """Seed, then build everything a run needs from ``cfg`` (``env``: use this TorchRL multi-agent env instead of ``cfg.env``).
+
+    Example:
+        >>> lrn = build_learner(TrainConfig.from_dict({"device": "cpu", "env": {"num_envs": 2}}))
+        >>> lrn.group_map, list(lrn.step_fns), lrn.keep_updating
+        ({'agents': ['agent_0', 'agent_1', 'agent_2']}, ['agents'], {})
+    """
+    device = check_device(cfg)
+    torch.manual_seed(cfg.seed)
+    user_env = env is not None
+    env = env if user_env else make_env(cfg.env, device, cfg.seed)
+    gmap = env_group_map(env)
+    groups = build_groups(cfg, env.observation_spec, env.full_action_spec, gmap, device)
+    acting = ActingPolicy({g.name: g.policy for g in groups}, {g.name: env.full_action_spec[g.name, "action"] for g in groups},
+                          cfg.mappo.random_timesteps, fast=cfg.fast)
+    collector = Collector(env, acting, frames_per_batch=cfg.frames_per_iteration, total_frames=-1, device=device,
+                          auto_register_policy_transforms=False, trust_policy=True)
+    checked = finite_keys(env, gmap)
+    reward_keys = [k for k in checked if k[-1] == "reward"]
+    return Learner(
+        cfg=cfg, device=device, env=env, group_map=gmap, groups=groups, acting=acting, collector=collector,
+        stats=TrainingStats(gmap, checked, device),
+        step_fns={g.name: accelerate(functools.partial(update_step, g), cfg.fast) for g in groups},
+        keep_updating={g.name: torch.ones_like(g.optimizer.lr, dtype=torch.bool) for g in groups if g.kl_threshold is not None},
+        reward_keys=reward_keys, update_keys=update_keys(groups, reward_keys), user_env=user_env,
+    )

@@ -1,0 +1,117 @@
+"""The training loop, CleanRL-style: collect → advantages → epochs × minibatches → log / checkpoint.
+
+:func:`collect` and :func:`update` are the loop's two halves, public so that other
+entry points (tests, benchmarks, a distributed launcher) run exactly this code.
+Between log intervals nothing is read back to the host.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+
+from mappo_td.train.checkpoint import save_learner
+from mappo_td.train.data import minibatches
+from mappo_td.train.learner import Learner
+from mappo_td.train.logging import RunLogger, progress_bar
+from mappo_td.train.step import compute_advantages
+
+
+def collect(learner: Learner) -> TensorDictBase:
+    """One rollout of ``rollouts`` steps from every env with the current stochastic policy: ``[num_envs, rollouts]``."""
+    learner.acting.step = learner.timestep
+    with torch.no_grad():
+        return learner.collector.rollout().copy()  # a shallow copy: the collector reuses its buffer
+
+
+def shape_rewards(learner: Learner, data: TensorDictBase) -> None:
+    """Apply ``rewards_shaper(reward, timestep, timesteps)`` to every reward entry of ``data``, step by step."""
+    shaper = learner.cfg.mappo.rewards_shaper
+    if shaper is None:
+        return
+    for k in learner.reward_keys:
+        reward = data.get(k)
+        shaped = [shaper(reward[:, t], learner.timestep + t, learner.cfg.timesteps) for t in range(reward.shape[1])]
+        data.set(k, torch.stack([torch.as_tensor(s, dtype=reward.dtype, device=reward.device).expand_as(reward[:, 0]) for s in shaped], 1))
+
+
+def update(learner: Learner, data: TensorDictBase) -> None:
+    """Advantages for ``data``, then ``learning_epochs`` × ``mini_batches`` gradient steps of every group."""
+    m = learner.cfg.mappo
+    for g in learner.groups:
+        compute_advantages(g, data)
+    flat = learner.last_batch = data.select(*learner.update_keys).reshape(-1)
+    for _ in range(m.learning_epochs):
+        for mask in learner.keep_updating.values():
+            mask.fill_(True)  # in place: a captured step holds on to this very tensor
+        for batch in minibatches(flat, m.mini_batches):
+            for g in learner.groups:
+                mask = learner.keep_updating.get(g.name)
+                step = learner.step_fns[g.name]
+                learner.stats.add_terms(g.name, step(batch) if mask is None else step(batch, mask))
+            learner.updates += 1
+            learner.stats.count_update()
+
+
+def _next(timestep: int, interval: int) -> float:
+    return (timestep // interval + 1) * interval if interval else math.inf
+
+
+def log_row(learner: Learner, fps: float) -> dict[str, Any]:
+    """The row logged now: counters, speed, episode statistics, per-group loss terms and learning rates (host reads)."""
+    head = {"timestep": learner.timestep, "frames": learner.timestep * learner.cfg.env.num_envs,
+            "iteration": learner.iteration, "frames_per_s": fps}
+    row = learner.stats.row(head)
+    for g in learner.groups:
+        row[f"{g.name}/learning_rate"] = float(g.optimizer.effective_lr().float().mean())
+    return row
+
+
+def train(learner: Learner, logger: RunLogger) -> dict[str, Any]:
+    """Run until ``cfg.timesteps``; returns a summary (last logged row, counters, paths)."""
+    cfg, m = learner.cfg, learner.cfg.mappo
+    x = m.experiment
+    bar = progress_bar(cfg, learner.timestep, learner.device)
+    last_row: dict[str, Any] = {}
+    t_log, frames_log = time.perf_counter(), 0
+    next_write, next_ckpt = _next(learner.timestep, x.write_interval), _next(learner.timestep, x.checkpoint_interval)
+    while learner.timestep < cfg.timesteps:
+        # 1. collect `rollouts` steps from every env with the current stochastic policy
+        data = collect(learner)
+        shape_rewards(learner, data)
+        learner.stats.track(data)
+        learner.timestep += m.rollouts
+        learner.iteration += 1
+        frames_log += data.numel()
+
+        # 2-3. advantages, then epochs x minibatches (not before learning_starts)
+        if learner.timestep - 1 >= m.learning_starts:
+            update(learner, data)
+
+        # 4. log / checkpoint at intervals (the only host reads)
+        if learner.timestep >= next_write or learner.timestep >= cfg.timesteps:
+            learner.stats.raise_if_nonfinite(learner.timestep)
+            fps = frames_log / (time.perf_counter() - t_log)
+            last_row = log_row(learner, fps)
+            logger.write(last_row)
+            t_log, frames_log = time.perf_counter(), 0
+            next_write = _next(learner.timestep, x.write_interval)
+            if bar is not None:
+                r = last_row["reward/episode_mean"]
+                bar.set_postfix(reward=f"{r:.3f}" if math.isfinite(r) else "n/a (no episode ended yet)", fps=f"{fps:,.0f}", refresh=False)
+        if bar is not None:
+            bar.update(data.numel())
+        if learner.timestep >= next_ckpt and learner.timestep < cfg.timesteps:
+            save_learner(learner, logger.run_dir / "checkpoints" / f"agent_{learner.timestep}.pt")
+            next_ckpt = _next(learner.timestep, x.checkpoint_interval)
+            learner.collector.reset()  # a resumed run restarts episodes here too: resume is exact
+    path = save_learner(learner, logger.run_dir / "checkpoints" / f"agent_{learner.timestep}.pt")
+    if bar is not None:
+        bar.close()
+    logger.close()
+    return {**last_row, "timestep": learner.timestep, "iteration": learner.iteration, "updates": learner.updates,
+            "checkpoint": str(path), "run_dir": str(logger.run_dir)}

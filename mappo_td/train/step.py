@@ -1,0 +1,92 @@
+"""The unit of work of one agent group: advantages for a collected batch, and one gradient step.
+
+Both are plain functions of a :class:`~mappo_td.train.build.Group` and a TensorDict, so
+the trainer, tests, benchmarks and other entry points call the same code, and
+:func:`mappo_td.fast.accelerate` wraps :func:`update_step` (compile, CUDA graphs) in
+one place. Neither reads a value back to the host.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+from tensordict import TensorDictBase
+
+from mappo_td.train.build import Group
+from mappo_td.train.optim import KLAdaptiveLR
+
+LOSS_TERMS = ("loss_objective", "loss_critic", "loss_entropy", "kl_approx", "clip_fraction", "entropy", "explained_variance")
+
+
+def _updating(standardizer):
+    return standardizer.updating() if standardizer is not None else nullcontext()
+
+
+@torch.no_grad()
+def compute_advantages(group: Group, data: TensorDictBase) -> TensorDictBase:
+    """Values of s and s' (real scale), GAE, then value preprocessing of values and returns (skrl's order).
+
+    ``data`` is a ``[num_envs, T]`` rollout; writes the group's ``state_value`` (at
+    ``data`` and ``data["next"]``), ``advantage`` and ``value_target``. Input
+    preprocessors merge this batch's statistics, each once.
+
+    Example:
+        >>> from mappo_td import MAPPOTrainer, TrainConfig
+        >>> t = MAPPOTrainer(TrainConfig.from_dict({"device": "cpu", "rollouts": 4, "env": {"num_envs": 2}, "progress": False}))
+        >>> data = t.collect()
+        >>> compute_advantages(t.groups[0], data)["agents", "advantage"].shape
+        torch.Size([2, 4, 3, 1])
+    """
+    pre, keys = group.preprocessors, group.loss.tensor_keys
+    # Each standardizer merges this batch once, in its own pass (with a shared model the critic's trunk
+    # holds the state preprocessor too: the critic pass must not count the observations again).
+    if "state_preprocessor" in pre:
+        with _updating(pre["state_preprocessor"]):
+            group.policy.get_dist(data.select(*group.policy.in_keys, strict=False))
+    with _updating(pre.get("shared_state_preprocessor")):
+        group.critic(data)
+    nxt = data.get("next")
+    group.critic(nxt)
+    vp = pre.get("value_preprocessor")
+    if vp is not None:
+        for td in (data, nxt):
+            td.set(keys.value, vp.denormalize(td.get(keys.value)))
+    group.gae(data)
+    if vp is not None:
+        for key in (keys.value, keys.value_target):
+            vp.update(data.get(key))
+            data.set(key, vp.normalize(data.get(key)))
+    return data
+
+
+def update_step(group: Group, batch: TensorDictBase, keep_updating: torch.Tensor | None = None) -> torch.Tensor:
+    """One gradient step of ``group`` on ``batch``; returns the detached loss terms, stacked as :data:`LOSS_TERMS`.
+
+    ``keep_updating`` (the KL early stop: ``[]`` or ``[n_agents]`` bools, updated in
+    place) turns the step into a no-op, without a host sync, once the minibatch's
+    KL exceeds the group's ``kl_threshold``; it stays off for the rest of the epoch.
+
+    Example:
+        >>> from mappo_td import MAPPOTrainer, TrainConfig
+        >>> t = MAPPOTrainer(TrainConfig.from_dict({"device": "cpu", "rollouts": 4, "env": {"num_envs": 2}, "progress": False}))
+        >>> g = t.groups[0]
+        >>> data = compute_advantages(g, t.collect())
+        >>> terms = update_step(g, data.reshape(-1))
+        >>> dict(zip(LOSS_TERMS, terms.tolist()))["kl_approx"] < 1e-6  # the policy has not moved yet
+        True
+    """
+    out = group.loss(batch)
+    total = out["loss_objective"] + out["loss_critic"] + out["loss_entropy"]
+    if keep_updating is not None:
+        keep_updating &= ~(out["kl_approx"].detach() > group.kl_threshold)  # stop the rest of this epoch (skrl)
+        total = total * keep_updating
+    total = total if group.share_params else total.sum()
+    group.optimizer.zero_grad()
+    total.backward()
+    group.optimizer.step(keep_updating)
+    if isinstance(group.scheduler, KLAdaptiveLR):
+        group.scheduler.step(out["kl_approx"].detach(), keep_updating)
+    elif group.scheduler is not None:
+        group.scheduler.step()
+    return torch.stack([out[t].detach().mean() for t in LOSS_TERMS])

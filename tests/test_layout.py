@@ -1,0 +1,78 @@
+"""The layout holds: data flows one way, no import cycle, files stay small, tests and benchmarks use public names."""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+PKG = ROOT / "mappo_td"
+# Lower layers never import higher ones; models and objectives do not import each other.
+LAYERS = {"config": 0, "keys": 1, "multiagent": 1, "envs": 1, "fast": 1, "models": 2, "objectives": 2, "train": 3, "trainer": 4, "cli": 5}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def runtime_imports(path: Path) -> set[str]:
+    """mappo_td modules imported at run time (``if TYPE_CHECKING:`` blocks left out)."""
+    tree = ast.parse(path.read_text())
+    skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for child in node.body for n in ast.walk(child)}
+    out = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mappo_td"):
+            out.add(node.module)
+        elif isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("mappo_td")}
+    return out
+
+
+def layer(module: str) -> int | None:
+    parts = module.split(".")
+    return LAYERS.get(parts[1]) if len(parts) > 1 else None
+
+
+def test_no_import_cycle_and_one_way_flow():
+    graph = {module_name(p): runtime_imports(p) for p in PKG.rglob("*.py")}
+    for mod, deps in graph.items():
+        for dep in deps:
+            if layer(mod) is None or layer(dep) is None:
+                continue  # the package __init__ re-exports everything
+            assert layer(dep) <= layer(mod), f"{mod} (layer {layer(mod)}) imports {dep} (layer {layer(dep)}): data flows one way"
+            if layer(mod) == layer(dep) == 2:
+                assert mod.split(".")[1] == dep.split(".")[1], f"{mod} imports {dep}: models and objectives are siblings"
+    state: dict[str, int] = {}
+
+    def visit(m: str, stack: list[str]) -> None:
+        state[m] = 1
+        for d in graph.get(m, ()):
+            d = d if d in graph else d.rsplit(".", 1)[0]
+            assert state.get(d) != 1, f"import cycle: {' -> '.join([*stack, m, d])}"
+            if d in graph and d not in state:
+                visit(d, [*stack, m])
+        state[m] = 2
+
+    for m in graph:
+        if m not in state and m != "mappo_td":
+            visit(m, [])
+
+
+def test_no_file_grows_past_300_lines():
+    long = {str(p.relative_to(ROOT)): n for p in PKG.rglob("*.py") if (n := len(p.read_text().splitlines())) > 300}
+    assert not long, f"split these by concern: {long}"
+
+
+def test_tests_and_benchmarks_use_public_names_only():
+    bad = []
+    for path in [*ROOT.joinpath("tests").rglob("*.py"), *ROOT.joinpath("benchmarks").glob("*.py")]:
+        tree = ast.parse(path.read_text())
+        local = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                bad.append(f"{path.name}:{node.lineno} .{node.attr}")
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mappo_td"):
+                bad += [f"{path.name}:{node.lineno} import {a.name}" for a in node.names if a.name.startswith("_") and a.name not in local]
+    assert not bad, f"private names used: {bad}"
