@@ -90,6 +90,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint` (a file, or a folder: its newest ``agent_*.pt``).
 
     Raises :class:`CheckpointError` with what is wrong and what to do.
+
+    Example:
+        >>> import tempfile
+        >>> load_checkpoint(tempfile.mkdtemp())  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        mappo_td.train.checkpoint.CheckpointError: no checkpoint (agent_<timestep>.pt) in folder ...
     """
     path = Path(path)
     if path.is_dir():
@@ -112,7 +119,15 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def learner_state(learner: Learner) -> dict[str, Any]:
-    """Everything needed to continue exactly: models, optimizers, schedules, preprocessors, RNG states, counters."""
+    """Everything needed to continue exactly: models, optimizers, schedules, preprocessors, RNG states, counters.
+
+    Example:
+        >>> from mappo_td import TrainConfig
+        >>> from mappo_td.train import build_learner
+        >>> state = learner_state(build_learner(TrainConfig.from_dict({"device": "cpu", "env": {"num_envs": 2}})))
+        >>> sorted(state["models"]), state["counters"]
+        (['agents/critic', 'agents/policy'], {'timestep': 0, 'iteration': 0, 'updates': 0})
+    """
     state: dict[str, Any] = {"models": {}, "optimizers": {}, "schedulers": {}, "preprocessors": {}}
     for g in learner.groups:
         state["models"][f"{g.name}/policy"] = g.policy.state_dict()
@@ -132,7 +147,18 @@ def learner_state(learner: Learner) -> dict[str, Any]:
 
 
 def load_learner_state(learner: Learner, state: dict[str, Any]) -> None:
-    """Restore a :func:`learner_state`; refuses one made for other groups or model shapes."""
+    """Restore a :func:`learner_state`; refuses one made for other groups or model shapes.
+
+    Example:
+        >>> from mappo_td import TrainConfig
+        >>> from mappo_td.train import build_learner
+        >>> a = build_learner(TrainConfig.from_dict({"device": "cpu", "env": {"num_envs": 2}}))
+        >>> b = build_learner(TrainConfig.from_dict({"device": "cpu", "env": {"num_envs": 2}, "model": {"hidden_sizes": [8]}}))
+        >>> load_learner_state(b, learner_state(a))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        mappo_td.train.checkpoint.CheckpointError: checkpoint does not match this configuration's models (...); resume with the configuration it was trained with.
+    """
     where = state.get("path", "checkpoint")
     if json.loads(state["group_map"]) != learner.group_map:
         raise CheckpointError(f"{where} was made for agent groups {state['group_map']}, this environment has {learner.group_map}.")
@@ -158,6 +184,15 @@ def load_learner_state(learner: Learner, state: dict[str, Any]) -> None:
 
 
 def save_learner(learner: Learner, path: str | Path) -> Path:
-    """Write ``learner``'s checkpoint to ``path`` atomically, unless NaN/inf was collected since (then raise, keeping the last good one)."""
+    """Write ``learner``'s checkpoint to ``path`` atomically, unless NaN/inf was collected since (then raise, keeping the last good one).
+
+    Example:
+        >>> import tempfile
+        >>> from mappo_td import TrainConfig
+        >>> from mappo_td.train import build_learner
+        >>> p = save_learner(build_learner(TrainConfig.from_dict({"device": "cpu", "env": {"num_envs": 2}})), f"{tempfile.mkdtemp()}/agent_0.pt")
+        >>> load_checkpoint(p)["counters"]["timestep"]
+        0
+    """
     learner.stats.raise_if_nonfinite(learner.timestep)
     return save_checkpoint(learner_state(learner), path, store_separately=learner.cfg.mappo.experiment.store_separately)

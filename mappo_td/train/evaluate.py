@@ -24,6 +24,13 @@ def evaluate(learner: Learner, episodes: int = 10, render: str | None = None, en
     the caller gave it (its collector is reset afterwards); else a fresh one from the
     config (seed + 1, up to ``episodes`` parallel copies). ``render``: a GIF path for
     the first episode of the first env.
+
+    Example:
+        >>> from mappo_td import TrainConfig
+        >>> from mappo_td.train import build_learner
+        >>> lrn = build_learner(TrainConfig.from_dict({"device": "cpu", "env": {"num_envs": 4, "max_steps": 10}}))
+        >>> evaluate(lrn, episodes=3)["episodes"]
+        3.0
     """
     cfg = learner.cfg
     reuse = env is None and learner.user_env
@@ -57,7 +64,14 @@ def evaluate(learner: Learner, episodes: int = 10, render: str | None = None, en
 
 
 def write_animation(frames: list, path: str) -> None:
-    """Write RGB ``frames`` to a GIF at ``path`` (needs Pillow)."""
+    """Write RGB ``frames`` to a GIF at ``path`` (needs Pillow).
+
+    Example:
+        >>> write_animation([], "x.gif")
+        Traceback (most recent call last):
+        ...
+        mappo_td.train.evaluate.RenderError: the environment rendered no frames; this scenario cannot render headless here.
+    """
     if not frames or not hasattr(frames[0], "shape"):
         raise RenderError("the environment rendered no frames; this scenario cannot render headless here.")
     try:

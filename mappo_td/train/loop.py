@@ -22,14 +22,32 @@ from mappo_td.train.step import compute_advantages
 
 
 def collect(learner: Learner) -> TensorDictBase:
-    """One rollout of ``rollouts`` steps from every env with the current stochastic policy: ``[num_envs, rollouts]``."""
+    """One rollout of ``rollouts`` steps from every env with the current stochastic policy: ``[num_envs, rollouts]``.
+
+    Example:
+        >>> from mappo_td import TrainConfig
+        >>> from mappo_td.train import build_learner
+        >>> lrn = build_learner(TrainConfig.from_dict({"device": "cpu", "rollouts": 5, "env": {"num_envs": 3}}))
+        >>> collect(lrn).batch_size
+        torch.Size([3, 5])
+    """
     learner.acting.step = learner.timestep
     with torch.no_grad():
         return learner.collector.rollout().copy()  # a shallow copy: the collector reuses its buffer
 
 
 def shape_rewards(learner: Learner, data: TensorDictBase) -> None:
-    """Apply ``rewards_shaper(reward, timestep, timesteps)`` to every reward entry of ``data``, step by step."""
+    """Apply ``rewards_shaper(reward, timestep, timesteps)`` to every reward entry of ``data``, step by step.
+
+    Example:
+        >>> from mappo_td import TrainConfig
+        >>> from mappo_td.train import build_learner
+        >>> lrn = build_learner(TrainConfig.from_dict({"device": "cpu", "rollouts": 3, "env": {"num_envs": 2},
+        ...                                            "rewards_shaper": lambda r, t, n: r * 0 + t}))
+        >>> data = collect(lrn); shape_rewards(lrn, data)
+        >>> data["next", "agents", "reward"][0, :, 0, 0]
+        tensor([0., 1., 2.])
+    """
     shaper = learner.cfg.mappo.rewards_shaper
     if shaper is None:
         return
@@ -40,7 +58,15 @@ def shape_rewards(learner: Learner, data: TensorDictBase) -> None:
 
 
 def update(learner: Learner, data: TensorDictBase) -> None:
-    """Advantages for ``data``, then ``learning_epochs`` × ``mini_batches`` gradient steps of every group."""
+    """Advantages for ``data``, then ``learning_epochs`` × ``mini_batches`` gradient steps of every group.
+
+    Example:
+        >>> from mappo_td import TrainConfig
+        >>> from mappo_td.train import build_learner
+        >>> lrn = build_learner(TrainConfig.from_dict({"device": "cpu", "rollouts": 4, "learning_epochs": 3, "env": {"num_envs": 2}}))
+        >>> update(lrn, collect(lrn)); lrn.updates
+        6
+    """
     m = learner.cfg.mappo
     for g in learner.groups:
         compute_advantages(g, data)
@@ -62,7 +88,15 @@ def _next(timestep: int, interval: int) -> float:
 
 
 def log_row(learner: Learner, fps: float) -> dict[str, Any]:
-    """The row logged now: counters, speed, episode statistics, per-group loss terms and learning rates (host reads)."""
+    """The row logged now: counters, speed, episode statistics, per-group loss terms and learning rates (host reads).
+
+    Example:
+        >>> from mappo_td import TrainConfig
+        >>> from mappo_td.train import build_learner
+        >>> row = log_row(build_learner(TrainConfig.from_dict({"device": "cpu", "env": {"num_envs": 2}})), fps=100.0)
+        >>> row["frames_per_s"], round(row["agents/learning_rate"], 6)
+        (100.0, 0.001)
+    """
     head = {"timestep": learner.timestep, "frames": learner.timestep * learner.cfg.env.num_envs,
             "iteration": learner.iteration, "frames_per_s": fps}
     row = learner.stats.row(head)
@@ -72,7 +106,18 @@ def log_row(learner: Learner, fps: float) -> dict[str, Any]:
 
 
 def train(learner: Learner, logger: RunLogger) -> dict[str, Any]:
-    """Run until ``cfg.timesteps``; returns a summary (last logged row, counters, paths)."""
+    """Run until ``cfg.timesteps``, writing through ``logger``; returns a summary (last logged row, counters, paths).
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from mappo_td import TrainConfig
+        >>> from mappo_td.train import build_learner
+        >>> cfg = TrainConfig.from_dict({"device": "cpu", "rollouts": 4, "timesteps": 8, "progress": False, "env": {"num_envs": 2}})
+        >>> summary = train(build_learner(cfg), RunLogger(Path(tempfile.mkdtemp()) / "run", cfg))
+        >>> summary["timestep"], Path(summary["checkpoint"]).name
+        (8, 'agent_8.pt')
+    """
     cfg, m = learner.cfg, learner.cfg.mappo
     x = m.experiment
     bar = progress_bar(cfg, learner.timestep, learner.device)

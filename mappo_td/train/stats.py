@@ -39,7 +39,16 @@ def finite_keys(env: EnvBase, group_map: dict[str, list[str]]) -> list[tuple[str
 
 def episode_returns(td: TensorDictBase, group_map: dict[str, list[str]]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Episode returns so far (TorchRL's ``RewardSum``), ``[N, T]``: per group (mean over its agents) and
-    the team's (mean over every agent of every group)."""
+    the team's (mean over every agent of every group).
+
+    Example:
+        >>> from tensordict import TensorDict
+        >>> td = TensorDict({("next", "red", "episode_reward"): torch.ones(2, 4, 1, 1),
+        ...                  ("next", "blue", "episode_reward"): torch.zeros(2, 4, 3, 1)}, [2, 4])
+        >>> per_group, team = episode_returns(td, {"red": ["r0"], "blue": ["b0", "b1", "b2"]})
+        >>> float(per_group["red"][0, 0]), float(team[0, 0])
+        (1.0, 0.25)
+    """
     per_group = {g: td.get(("next", g, "episode_reward")).mean(dim=(-1, -2)) for g in group_map}
     total = sum(per_group[g] * len(agents) for g, agents in group_map.items())
     return per_group, total / sum(len(agents) for agents in group_map.values())
