@@ -5,15 +5,30 @@ training units) → ``objectives/`` and ``models/`` → ``fast``, ``keys``, ``mu
 ``envs``, ``config``.
 """
 
-from mappo_td.config import TrainConfig
-from mappo_td.envs import make_env
-from mappo_td.fast import TensorPlan, accelerate
-from mappo_td.keys import MAPPOKeys
-from mappo_td.models import CentralizedCritic, MultiCategorical, make_critic, make_policy, make_shared_actor_critic
-from mappo_td.multiagent import broadcast_to_agents, masked_mean, per_agent_tensor, standardize_per_agent
-from mappo_td.objectives import MAPPOGAE, MAPPOLoss, RunningStandardizer
-from mappo_td.train import KLAdaptiveLR, compute_advantages, update_step
-from mappo_td.trainer import MAPPOTrainer
+import importlib
+from typing import Any
+
+# Lazy: `import mappo_td` and `mappo-td --help` do not import torch; each name loads its module on first use.
+_WHERE = {
+    "TrainConfig": "mappo_td.config", "make_env": "mappo_td.envs", "TensorPlan": "mappo_td.fast", "accelerate": "mappo_td.fast",
+    "MAPPOKeys": "mappo_td.keys", "CentralizedCritic": "mappo_td.models", "MultiCategorical": "mappo_td.models",
+    "make_critic": "mappo_td.models", "make_policy": "mappo_td.models", "make_shared_actor_critic": "mappo_td.models",
+    "broadcast_to_agents": "mappo_td.multiagent", "masked_mean": "mappo_td.multiagent", "per_agent_tensor": "mappo_td.multiagent",
+    "standardize_per_agent": "mappo_td.multiagent", "MAPPOGAE": "mappo_td.objectives", "MAPPOLoss": "mappo_td.objectives",
+    "RunningStandardizer": "mappo_td.objectives", "KLAdaptiveLR": "mappo_td.train", "compute_advantages": "mappo_td.train",
+    "update_step": "mappo_td.train", "MAPPOTrainer": "mappo_td.trainer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'mappo_td' has no attribute {name!r}")
+    return getattr(importlib.import_module(_WHERE[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])
+
 
 __all__ = [
     "MAPPOGAE",

@@ -4,7 +4,7 @@
     mappo-td train --num-envs 600 --timesteps 50000 --learning-rate 3e-4
     mappo-td train --fast compile               # torch.compile acting and update (cudagraphs: + CUDA graphs)
     mappo-td train --config skrl_cfg.yaml       # skrl's MAPPO_DEFAULT_CONFIG dict, verbatim
-    mappo-td train --resume runs/<name>/checkpoints
+    mappo-td train --resume runs/<name>/checkpoints            # --fork NEW_NAME / --overwrite-later for an older checkpoint
     mappo-td eval runs/<name>/checkpoints --episodes 20
 """
 
@@ -13,12 +13,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
+import traceback
 import typing
 from pathlib import Path
 from typing import Any
 
-from mappo_td.config import EnvConfig, ExperimentConfig, MAPPOConfig, ModelConfig, TrainConfig
+from mappo_td.config import EnvConfig, ExperimentConfig, MAPPOConfig, ModelConfig, TrainConfig, merge_config
 
 SECTIONS = (("MAPPO (skrl's MAPPO_DEFAULT_CONFIG)", MAPPOConfig, ("mappo",)), ("experiment", ExperimentConfig, ("mappo", "experiment")),
             ("environment", EnvConfig, ("env",)), ("model", ModelConfig, ("model",)), ("run", TrainConfig, ()))
@@ -77,22 +79,60 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    for k, v in extra.items():
-        if isinstance(v, dict) and isinstance(base.get(k), dict) and k not in ("wandb_kwargs", "scenario_kwargs"):
-            _merge(base[k], v)
+def read_config(path: str) -> dict[str, Any]:
+    """The dict in a JSON or YAML config file, or a ``ValueError`` that names the file and what is wrong.
+
+    Example:
+        >>> read_config("/nonexistent.yaml")
+        Traceback (most recent call last):
+        ...
+        ValueError: --config /nonexistent.yaml: no such file.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"--config {path}: no such file.")
+    if p.is_dir():
+        raise ValueError(f"--config {path} is a folder; pass a .yaml, .yml or .json file.")
+    text = p.read_text()
+    try:
+        if path.endswith(".json"):
+            d = json.loads(text)
         else:
-            base[k] = v
-    return base
+            import yaml
+
+            d = yaml.safe_load(text) or {}
+    except Exception as err:  # yaml.YAMLError, json.JSONDecodeError
+        raise ValueError(f"--config {path} is not valid {'JSON' if path.endswith('.json') else 'YAML'}: {err}") from None
+    if not isinstance(d, dict):
+        raise ValueError(f"--config {path} must hold a mapping of config keys, got a {type(d).__name__}.")
+    return d
 
 
-def _read_config(path: str) -> dict[str, Any]:
-    text = Path(path).read_text()
-    if path.endswith((".yaml", ".yml")):
-        import yaml
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
 
-        return yaml.safe_load(text) or {}
-    return json.loads(text)
+
+def describe(err: BaseException) -> str:
+    """The error's message, with where it came from when that is inside a library rather than mappo_td.
+
+    Example:
+        >>> describe(ValueError("rollouts must be an integer >= 1, got 0"))
+        'rollouts must be an integer >= 1, got 0'
+    """
+    frames = traceback.extract_tb(err.__traceback__)
+    if not frames or "mappo_td" in Path(frames[-1].filename).parts:
+        return str(err) or type(err).__name__
+    ours = [f for f in frames if "mappo_td" in Path(f.filename).parts]
+    where = f" while in {Path(ours[-1].filename).stem}.{ours[-1].name}" if ours else ""
+    lib = Path(frames[-1].filename)
+    return (f"{type(err).__name__} from {lib.parent.name}/{lib.name}:{frames[-1].lineno}{where}: {err} "
+            "(set MAPPO_TD_DEBUG=1 for the traceback)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,13 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     train = sub.add_parser("train", help="train MAPPO (no arguments: VMAS navigation)")
     train.add_argument("--config", help="JSON/YAML config: the typed layout or skrl's MAPPO_DEFAULT_CONFIG keys; flags override it")
-    train.add_argument("--resume", metavar="PATH", help="continue from a checkpoint file or checkpoints folder (flags override its config)")
+    train.add_argument("--resume", metavar="PATH", help="continue from a checkpoint file or checkpoints folder (--config and flags override its config)")
+    train.add_argument("--fork", metavar="NEW_NAME", help="with --resume: continue in a new run folder NEW_NAME beside the original")
+    train.add_argument("--overwrite-later", action="store_true",
+                       help="with --resume from a checkpoint older than the newest: delete the later checkpoints and continue in place")
     _add_fields(train)
     for mode in ("compile", "cudagraphs"):
         train.add_argument(f"--{mode}", dest="TrainConfig.fast", action="store_const", const=mode, help=f"shorthand for --fast {mode}")
     ev = sub.add_parser("eval", help="evaluate a checkpoint with the deterministic policy")
     ev.add_argument("checkpoint", help="checkpoint file or checkpoints folder (newest agent_*.pt)")
-    ev.add_argument("--episodes", type=int, default=10, help="number of episodes (default: 10)")
+    ev.add_argument("--episodes", type=_positive_int, default=10, help="number of episodes (default: 10)")
     ev.add_argument("--device", default=None, help="override the device (default: the one trained on, if available)")
     ev.add_argument("--render", metavar="GIF", default=None, help="write the first episode of the first env to this GIF (needs a headless renderer)")
     return parser
@@ -129,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command is None:
         args = build_parser().parse_args(["train", *(argv or [])])
+    if (args.command == "train" and not args.resume) and (args.fork or args.overwrite_later):
+        build_parser().error("--fork and --overwrite-later go with --resume")
     import logging
 
     logging.getLogger("torchrl").setLevel(logging.WARNING)  # keep the progress bar on one line
@@ -137,12 +182,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "train":
-            extra = _overrides(args)
+            # One precedence rule: defaults < config file < flags (and, resuming, the checkpoint's config below both).
+            d = merge_config(read_config(args.config), _overrides(args)) if args.config else _overrides(args)
             if args.resume:
-                trainer = MAPPOTrainer.from_checkpoint(args.resume, extra)
+                trainer = MAPPOTrainer.from_checkpoint(args.resume, d, fork=args.fork, overwrite_later=args.overwrite_later)
                 print(f"resuming {args.resume} at timestep {trainer.timestep}", flush=True)
             else:
-                d = _merge(_read_config(args.config), extra) if args.config else extra
                 trainer = MAPPOTrainer(TrainConfig.from_dict(d))
             c = trainer.cfg
             print(f"MAPPO on {c.env.backend}/{c.env.scenario}: {c.env.num_envs} envs x {c.mappo.rollouts} steps per update, "
@@ -155,8 +200,10 @@ def main(argv: list[str] | None = None) -> int:
             trainer = _trainer_for_eval(args.checkpoint, overrides)
             result = trainer.evaluate(args.episodes, render=args.render)
             print(f"{int(result['episodes'])} episodes: mean return {result['return_mean']:.4f} (std {result['return_std']:.4f})")
-    except (ValueError, CheckpointError, NonFiniteError, RenderError, FileNotFoundError) as err:
-        print(f"mappo-td: error: {err}", file=sys.stderr)
+    except (ValueError, TypeError, CheckpointError, NonFiniteError, RenderError, OSError) as err:
+        if os.environ.get("MAPPO_TD_DEBUG"):
+            raise
+        print(f"mappo-td: error: {describe(err)}", file=sys.stderr)
         return 2
     return 0
 

@@ -7,7 +7,11 @@ Both come out in TorchRL's multi-agent layout with time limits reported as
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
+import re
+import warnings
 
 import torch
 from torchrl.envs import EnvBase, RewardSum, SerialEnv, StepCounter, TransformedEnv
@@ -30,6 +34,53 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
+def scenario_kwargs(cfg: EnvConfig) -> dict:
+    """``cfg.scenario_kwargs``, or the backend's default when unset: ``{"n_agents": 3}`` for VMAS navigation, else ``{}``.
+
+    Example:
+        >>> scenario_kwargs(EnvConfig()), scenario_kwargs(EnvConfig(backend="pettingzoo", scenario="simple_spread_v3"))
+        ({'n_agents': 3}, {})
+    """
+    if cfg.scenario_kwargs is not None:
+        return dict(cfg.scenario_kwargs)
+    return {"n_agents": 3} if (cfg.backend, cfg.scenario) == ("vmas", "navigation") else {}
+
+
+def vmas_scenario_kwargs(name: str) -> list[str]:
+    """The kwargs a VMAS scenario reads (from its ``make_world``), or a ``ValueError`` for an unknown scenario.
+
+    Example:
+        >>> vmas_scenario_kwargs("navigation")[:3]
+        ['n_agents', 'collisions', 'world_spawning_x']
+    """
+    import vmas
+
+    loader = importlib.import_module("vmas.scenarios")  # the package (``vmas.scenarios`` the attribute is a list of names)
+    known = sorted({*vmas.scenarios, *vmas.mpe_scenarios, *vmas.debug_scenarios})
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=3)
+        raise ValueError(f"unknown VMAS scenario {name!r}{f'; did you mean {close}' if close else ''}; VMAS has {known}.")
+    source = inspect.getsource(loader.load(f"{name}.py").Scenario.make_world)
+    return list(dict.fromkeys(re.findall(r"kwargs\.(?:pop|get)\(\s*[\"'](\w+)[\"']", source)))
+
+
+def _make_vmas(cfg: EnvConfig, n: int, device: torch.device | str, seed: int) -> EnvBase:
+    from torchrl.envs.libs.vmas import VmasEnv
+
+    valid, kwargs = vmas_scenario_kwargs(cfg.scenario), scenario_kwargs(cfg)
+    try:  # max_steps=None: VMAS would report its time limit as `terminated`; StepCounter reports it as `truncated`.
+        with warnings.catch_warnings():  # VMAS only warns about kwargs a scenario does not read: make it an error
+            warnings.filterwarnings("error", message=".*passed but not used by the scenario.*")
+            return VmasEnv(cfg.scenario, num_envs=n, continuous_actions=cfg.continuous_actions, categorical_actions=True,
+                           max_steps=None, device=device, seed=seed, **kwargs)
+    except Exception as err:
+        if "passed but not used" in str(err):
+            unknown = [k for k in kwargs if k not in valid] or list(kwargs)
+            raise ValueError(f"env.scenario_kwargs {unknown} are not read by VMAS scenario {cfg.scenario!r}; it reads {valid}.") from None
+        raise ValueError(f"VMAS scenario {cfg.scenario!r} could not be built with scenario_kwargs {kwargs} "
+                         f"({type(err).__name__}: {err}); it reads {valid}.") from err
+
+
 def _pettingzoo_task(name: str, max_steps: int, continuous_actions: bool, kwargs: dict):
     module = None
     for package in ("mpe2", "pettingzoo.mpe", "pettingzoo.sisl", "pettingzoo.butterfly"):
@@ -39,8 +90,12 @@ def _pettingzoo_task(name: str, max_steps: int, continuous_actions: bool, kwargs
         except ImportError:
             continue
     if module is None:
-        raise ValueError(f"unknown PettingZoo task {name!r}; try e.g. simple_spread_v3 or simple_adversary_v3 (pip install mpe2).")
-    return module.parallel_env(max_cycles=max_steps, continuous_actions=continuous_actions, **kwargs)
+        raise ValueError(f"unknown PettingZoo task {name!r} (or its package is missing): MPE tasks such as simple_spread_v3 "
+                         "need `pip install mpe2`.")
+    try:
+        return module.parallel_env(max_cycles=max_steps, continuous_actions=continuous_actions, **kwargs)
+    except TypeError as err:
+        raise ValueError(f"PettingZoo task {name!r} does not take scenario_kwargs {kwargs} ({err}).") from err
 
 
 def group_map(env: EnvBase) -> dict[str, list[str]]:
@@ -70,21 +125,15 @@ def make_env(cfg: EnvConfig, device: torch.device | str = "cpu", seed: int = 0, 
     """
     n = cfg.num_envs if num_envs is None else num_envs
     if cfg.backend == "vmas":
-        from torchrl.envs.libs.vmas import VmasEnv
-
-        # max_steps=None: VMAS would report its time limit as `terminated`; StepCounter reports it as `truncated`.
-        base = VmasEnv(
-            cfg.scenario, num_envs=n, continuous_actions=cfg.continuous_actions, categorical_actions=True,
-            max_steps=None, device=device, seed=seed, **cfg.scenario_kwargs,
-        )
-        env = TransformedEnv(base, StepCounter(max_steps=cfg.max_steps))
+        env = TransformedEnv(_make_vmas(cfg, n, device, seed), StepCounter(max_steps=cfg.max_steps))
     elif cfg.backend == "pettingzoo":
         from torchrl.envs import PettingZooWrapper
 
         def one() -> EnvBase:
-            task = _pettingzoo_task(cfg.scenario, cfg.max_steps, cfg.continuous_actions, cfg.scenario_kwargs)
+            task = _pettingzoo_task(cfg.scenario, cfg.max_steps, cfg.continuous_actions, scenario_kwargs(cfg))
             return PettingZooWrapper(task, categorical_actions=True, use_mask=False, device=device)
 
+        _pettingzoo_task(cfg.scenario, cfg.max_steps, cfg.continuous_actions, scenario_kwargs(cfg))  # clear errors first
         env = TransformedEnv(SerialEnv(n, one), StepCounter())
         env.set_seed(seed)
     else:
@@ -129,3 +178,10 @@ def set_simulator_rng_state(state: dict) -> None:
     Environment.vmas_random_state[1] = ("MT19937", state["np_keys"].numpy().astype(np.uint32), state["np_pos"],
                                         state["np_has_gauss"], state["np_cached_gaussian"])
     Environment.vmas_random_state[2] = (state["py_version"], tuple(state["py_state"].tolist()), state["py_gauss"])
+
+
+def reseed(env: EnvBase, backend: str, seed: int) -> None:
+    """Reseed a PettingZoo env (its tasks keep their own numpy generators, which no checkpoint holds): with a reset
+    right after, a resumed run continues exactly. VMAS needs nothing: its generator state is checkpointed."""
+    if backend == "pettingzoo":
+        env.set_seed(seed)

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from mappo_td.config import Bounds, check_in_bounds
+from mappo_td.schema import Bounds, check_in_bounds
 
 PerAgent = float | int | Mapping[str, float] | Sequence[float] | torch.Tensor
 

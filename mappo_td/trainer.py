@@ -15,12 +15,12 @@ from typing import Any
 from tensordict import TensorDictBase
 from torchrl.envs import EnvBase
 
-from mappo_td.config import TrainConfig
+from mappo_td.config import TrainConfig, merge_config
 from mappo_td.train import loop
 from mappo_td.train.checkpoint import learner_state, load_checkpoint, load_learner_state, save_learner
 from mappo_td.train.evaluate import evaluate
 from mappo_td.train.learner import Learner, build_learner
-from mappo_td.train.logging import RunLogger, new_run_dir
+from mappo_td.train.logging import Resume, RunLogger, new_run_dir, prepare_resume
 
 
 class MAPPOTrainer:
@@ -38,7 +38,8 @@ class MAPPOTrainer:
 
     def __init__(self, cfg: TrainConfig, env: EnvBase | None = None) -> None:
         self.learner: Learner = build_learner(cfg, env)
-        self.run_dir: Path | None = None  # set by train() (a new folder), or by from_checkpoint() (the checkpoint's run)
+        self.run_dir: Path | None = None  # set by train() (a new folder, or where a resumed run continues)
+        self.resume: Resume | None = None  # set by from_checkpoint()
 
     # Views of the learner's state, for users and tests.
     cfg = property(lambda self: self.learner.cfg, doc="The configuration.")
@@ -59,6 +60,11 @@ class MAPPOTrainer:
 
     def train(self) -> dict[str, Any]:
         """Run until ``cfg.timesteps``; returns a summary (last logged row, counters, paths)."""
+        if self.timestep >= self.cfg.timesteps:
+            raise ValueError(f"nothing to train: the run is at timestep {self.timestep} and timesteps={self.cfg.timesteps}; "
+                             "pass a larger --timesteps to continue.")
+        if self.resume is not None:
+            self.run_dir, self.resume = prepare_resume(self.resume), None
         logger = RunLogger(self.run_dir or new_run_dir(self.cfg), self.cfg)
         self.run_dir = logger.run_dir
         return loop.train(self.learner, logger)
@@ -83,20 +89,21 @@ class MAPPOTrainer:
         return save_learner(self.learner, path)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, overrides: dict[str, Any] | None = None, env: EnvBase | None = None) -> MAPPOTrainer:
-        """Rebuild the trainer saved at ``path`` (a file or a checkpoints folder) and restore its state.
+    def from_checkpoint(cls, path: str | Path, overrides: dict[str, Any] | None = None, env: EnvBase | None = None, *,
+                        fork: str | None = None, overwrite_later: bool = False) -> MAPPOTrainer:
+        """Rebuild the trainer saved at ``path`` (a file or a checkpoints folder) and restore its state. Loading writes nothing.
 
-        ``overrides`` (a nested config dict) can extend the run, e.g. ``{"timesteps": 10_000}``;
-        :meth:`train` then continues in the checkpoint's run folder. Loading writes nothing.
+        ``overrides`` (a config dict, merged over the saved one) can extend the run, e.g. ``{"timesteps": 10_000}``
+        (not below the checkpoint's timestep). :meth:`train` then continues in the checkpoint's run folder, which it
+        refuses when later checkpoints are there, unless ``fork`` (a new run folder beside it, by name) or
+        ``overwrite_later`` (see :func:`mappo_td.train.logging.prepare_resume`).
         """
         state = load_checkpoint(path)
-        d = json.loads(state["config"])
-        for k, v in (overrides or {}).items():
-            if isinstance(v, dict) and isinstance(d.get(k), dict):
-                d[k].update(v)
-            else:
-                d[k] = v
-        trainer = cls(TrainConfig.from_dict(d), env=env)
+        trainer = cls(TrainConfig.from_dict(merge_config(json.loads(state["config"]), overrides or {})), env=env)
         trainer.load_state_dict(state)
+        if trainer.cfg.timesteps < trainer.timestep:
+            raise ValueError(f"timesteps={trainer.cfg.timesteps} is below the checkpoint's timestep {trainer.timestep}; "
+                             "a resumed run continues from there: pass a larger --timesteps.")
+        trainer.resume = Resume(Path(state["path"]), trainer.timestep, fork, overwrite_later)
         trainer.run_dir = Path(state["path"]).parent.parent
         return trainer

@@ -54,3 +54,80 @@ def test_rollouts_equal_to_the_number_of_agents_trains(tmp_path):
     assert rc == 0
     rows = list(csv.DictReader(open(tmp_path / "t3" / "progress.csv")))
     assert [int(r["timestep"]) for r in rows] == [6]
+
+
+def _snapshot(folder):
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes() if p.is_file() else None) for p in folder.rglob("*")}
+
+
+def test_eval_writes_nothing(tmp_path, capsys):
+    """Regression: eval made the checkpoint's grandparent a run folder and wrote config.json, tensorboard/ ... there."""
+    proj = tmp_path / "proj"
+    assert main(["train", "--timesteps", "32", "--num-envs", "4", "--hidden-sizes", "8", "--device", "cpu", "--no-progress",
+                 "--directory", str(tmp_path), "--experiment-name", "proj"]) == 0
+    ckpts = proj / "ckpts"
+    (proj / "checkpoints").rename(ckpts)
+    (proj / "config.json").write_text('{"mine": "a file of the user"}')
+    before = _snapshot(tmp_path)
+    capsys.readouterr()
+    assert main(["eval", str(ckpts / "agent_32.pt"), "--episodes", "2"]) == 0
+    assert "2 episodes: mean return" in capsys.readouterr().out
+    assert _snapshot(tmp_path) == before
+
+
+def test_flags_override_a_config_file_in_the_source_documents_form(tmp_path):
+    """Regression: with a skrl-form config file, flags were silently ignored."""
+    cfg = tmp_path / "skrl.yaml"
+    cfg.write_text("rollouts: 16\nlearning_rate: 1e-3\nlambda: 0.9\nexperiment:\n  directory: ignored\n  write_interval: 8\n")
+    assert main(["train", "--config", str(cfg), "--rollouts", "8", "--learning-rate", "0.0005", "--directory", str(tmp_path),
+                 "--experiment-name", "Y", "--timesteps", "16", "--num-envs", "4", "--device", "cpu", "--no-progress"]) == 0
+    saved = __import__("json").loads((tmp_path / "Y" / "config.json").read_text())
+    assert saved["mappo"]["rollouts"] == 8 and saved["mappo"]["learning_rate"] == 0.0005  # flags win
+    assert saved["mappo"]["lambda"] == 0.9 and saved["mappo"]["experiment"]["write_interval"] == 8  # the file over defaults
+    assert [int(r["timestep"]) for r in csv.DictReader(open(tmp_path / "Y" / "progress.csv"))] == [8, 16]
+
+
+@pytest.mark.parametrize("content,name,match", [
+    ("rollouts: [1, 2\n", "bad.yaml", "is not valid YAML"),
+    ('{"rollouts": 1,}', "bad.json", "is not valid JSON"),
+    ("- 1\n- 2\n", "list.yaml", "must hold a mapping of config keys, got a list"),
+    (None, "folder", "is a folder; pass a .yaml, .yml or .json file"),
+    (None, "missing.yaml", "no such file"),
+    ("env:\n  continuous_actions: 'no'\n", "bool.yaml", "env.continuous_actions must be true or false, got 'no'"),
+])
+def test_config_file_errors_name_the_file(tmp_path, capsys, content, name, match):
+    path = tmp_path / name
+    if content is not None:
+        path.write_text(content)
+    elif name == "folder":
+        path.mkdir()
+    assert main(["train", "--config", str(path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mappo-td: error:") and match in err and "Traceback" not in err
+
+
+def test_eval_episodes_must_be_positive(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["eval", "somewhere", "--episodes", "0"])
+    assert exit_.value.code == 2 and "must be an integer >= 1, got '0'" in capsys.readouterr().err
+
+
+def test_library_errors_keep_their_context():
+    from mappo_td.cli import describe
+
+    try:
+        import torch
+
+        torch.zeros(2).view(3)
+    except RuntimeError as err:
+        text = describe(err)
+    assert text.startswith("RuntimeError from ") and "shape '[3]' is invalid" in text and "MAPPO_TD_DEBUG" in text
+
+
+def test_import_and_help_do_not_load_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, mappo_td, mappo_td.cli; mappo_td.cli.build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"

@@ -26,7 +26,8 @@ def test_seed_dict_verbatim_equals_typed_defaults():
     assert TrainConfig.from_dict(SEED).mappo == MAPPOConfig() == TrainConfig().mappo
     typed = dataclasses.asdict(MAPPOConfig())
     typed["lambda"] = typed.pop("lambda_")
-    assert typed == SEED
+    assert typed.pop("experiment").pop("keep_checkpoints") == 0  # mappo_td's one addition: keep every checkpoint
+    assert typed == {k: v for k, v in SEED.items() if k != "experiment"}
 
 
 def test_modified_seed_dict_equals_typed_form():
@@ -73,3 +74,57 @@ def test_unknown_agent_name_lists_valid_names():
 def test_shared_parameters_need_one_learning_rate():
     with pytest.raises(ValueError, match="learning_rate differs between agents"):
         MAPPOTrainer(small_config(learning_rate={"agent_0": 1e-3, "agent_1": 1e-4, "agent_2": 1e-3}))
+
+
+@pytest.mark.parametrize("field,section", [("continuous_actions", "env"), ("share_params", "model"), ("tanh_squash", "model"),
+                                           ("clip_predicted_values", None), ("progress", "top")])
+def test_string_booleans_are_strict(field, section):
+    def cfg(v):
+        return TrainConfig.from_dict({field: v} if section in (None, "top") else {section: {field: v}})
+
+    for text in ("no", "off", "0", "False!"):
+        with pytest.raises(ValueError, match=f"{field} must be true or false, got '{text}'"):
+            cfg(text)
+    value = cfg("false")
+    got = getattr(value.mappo if section is None else value if section == "top" else getattr(value, section), field)
+    assert got is False
+
+
+def test_numbers_written_as_strings_are_numbers():
+    cfg = TrainConfig.from_dict({**SEED, "learning_rate": "1e-3", "rollouts": "32", "discount_factor": {"agent_0": "0.9"},
+                                 "experiment": {**SEED["experiment"], "write_interval": "100"}})
+    assert cfg.mappo.learning_rate == 1e-3 and cfg.mappo.rollouts == 32 and cfg.mappo.experiment.write_interval == 100
+    assert cfg.mappo.discount_factor == {"agent_0": 0.9}
+
+
+@pytest.mark.parametrize("bad,match", [
+    ({"model": {"hidden_sizes": "64,64"}}, r"model.hidden_sizes must be a list, got '64,64'"),
+    ({"model": {"hidden_sizes": [64, "x"]}}, r"model.hidden_sizes\[1\] must be an integer, got 'x'"),
+    ({"seed": "zero"}, "seed must be an integer, got 'zero'"),
+    ({"seed": 1.5}, "seed must be an integer, got 1.5"),
+    ({"device": 0}, "device must be a string, got 0"),
+    ({"env": {"scenario_kwargs": "n_agents=3"}}, r"env.scenario_kwargs must be a dict \(a JSON object\), got 'n_agents=3'"),
+    ({"learning_rate_scheduler_kwargs": [1]}, r"mappo.learning_rate_scheduler_kwargs must be a dict"),
+    ({"learning_rate": True}, "learning_rate must be a number, got True"),
+    ({"env": {"num_envs": 1}, "rollouts": 1}, r"env.num_envs x rollouts must be >= 2 \(got 1 x 1\)"),
+    ({"model": {"log_std_init": float("nan")}}, "model.log_std_init must be a finite number, got nan"),
+    ({"experiment": {"keep_checkpoints": -1}}, "experiment.keep_checkpoints must be an integer >= 0, got -1"),
+    ({"mappo": "x"}, "mappo must be a dict of its keys"),
+])
+def test_wrong_types_name_the_field_the_value_and_the_type(bad, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig.from_dict(bad)
+
+
+def test_one_precedence_rule_defaults_file_flags():
+    from mappo_td.config import merge_config
+
+    file = {**SEED, "rollouts": 16, "learning_rate": 1e-4, "experiment": {**SEED["experiment"], "directory": "file_dir", "write_interval": 7}}
+    flags = {"mappo": {"rollouts": 8, "learning_rate": 0.5, "experiment": {"directory": "X", "experiment_name": "Y"}}, "seed": 3}
+    cfg = TrainConfig.from_dict(merge_config(file, flags))
+    assert (cfg.mappo.rollouts, cfg.mappo.learning_rate, cfg.seed) == (8, 0.5, 3)  # flags win over the file
+    x = cfg.mappo.experiment
+    assert (x.directory, x.experiment_name, x.write_interval) == ("X", "Y", 7)  # the file wins over defaults
+    assert cfg.mappo.mini_batches == 2  # defaults where neither says
+    per_agent = merge_config({"discount_factor": {"agent_0": 0.9, "agent_1": 0.8}}, {"discount_factor": {"agent_0": 0.7}})
+    assert per_agent["mappo"]["discount_factor"] == {"agent_0": 0.7}  # a per-agent dict is one value: replaced whole

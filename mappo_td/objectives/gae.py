@@ -25,7 +25,7 @@ from tensordict.nn import TensorDictModuleBase
 from torchrl.objectives.value import ValueEstimatorBase
 from torchrl.objectives.value.functional import generalized_advantage_estimate
 
-from mappo_td.config import bounds
+from mappo_td.config import BOUNDS
 from mappo_td.keys import KeyContract, NestedKey, group_keys
 from mappo_td.multiagent import PerAgent, broadcast_to_agents, per_agent_tensor, standardize_per_agent
 
@@ -84,8 +84,8 @@ class MAPPOGAE(KeyContract, ValueEstimatorBase):
         self.time_limit_bootstrap = bool(time_limit_bootstrap)
         self.standardize = bool(standardize)
         self.agents = list(agents) if agents is not None else None
-        self.register_buffer("gamma", per_agent_tensor(gamma, agents, name="gamma", group=group, bounds=bounds("discount_factor")))
-        self.register_buffer("lmbda", per_agent_tensor(lmbda, agents, name="lambda", group=group, bounds=bounds("lambda")))
+        self.register_buffer("gamma", per_agent_tensor(gamma, agents, name="gamma", group=group, bounds=BOUNDS["discount_factor"]))
+        self.register_buffer("lmbda", per_agent_tensor(lmbda, agents, name="lambda", group=group, bounds=BOUNDS["lambda"]))
         self.set_keys(**group_keys(group))
 
     def _signal(self, nxt: TensorDictBase, key: NestedKey) -> torch.Tensor | None:

@@ -9,7 +9,7 @@ from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import ProbabilisticTensorDictSequential, TensorDictModuleBase
 from torchrl.objectives import LossModule
 
-from mappo_td.config import bounds
+from mappo_td.config import BOUNDS
 from mappo_td.fast import TensorPlan
 from mappo_td.keys import KeyContract, MAPPOKeys, NestedKey, group_keys
 from mappo_td.multiagent import PerAgent, per_agent_tensor
@@ -94,7 +94,7 @@ class MAPPOLoss(KeyContract, LossModule):
         self.share_params = bool(share_params)
         for name, value in (("ratio_clip", ratio_clip), ("value_clip", value_clip),
                             ("entropy_loss_scale", entropy_loss_scale), ("value_loss_scale", value_loss_scale)):
-            self.register_buffer(name, per_agent_tensor(value, agents, name=name, group=group, bounds=bounds(name)))
+            self.register_buffer(name, per_agent_tensor(value, agents, name=name, group=group, bounds=BOUNDS[name]))
         self._entropy_grad = bool((self.entropy_loss_scale != 0).any())
         self._plans = None
         if tensor_plan:

@@ -7,6 +7,8 @@ Every per-agent field (``MAPPOConfig`` metadata ``per_agent``) is cut to its gro
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +16,7 @@ import torch
 from tensordict.nn import TensorDictModuleBase
 from torchrl.data import Composite
 
-from mappo_td.config import TrainConfig, bounds, field_key, per_agent_fields
+from mappo_td.config import BOUNDS, TrainConfig, per_agent_fields
 from mappo_td.models.bodies import activation_class
 from mappo_td.models.critic import make_critic
 from mappo_td.models.inputs import n_features
@@ -23,6 +25,7 @@ from mappo_td.multiagent import all_names, per_agent_tensor, select_group
 from mappo_td.objectives.gae import MAPPOGAE
 from mappo_td.objectives.loss import MAPPOLoss
 from mappo_td.objectives.value_norm import RunningStandardizer
+from mappo_td.schema import field_key
 from mappo_td.train.optim import GroupOptimizer, KLAdaptiveLR
 
 
@@ -56,7 +59,7 @@ def group_values(cfg: TrainConfig, group: str, agents: list[str], names: list[st
 
 def _optimizer_value(values: dict[str, Any], name: str, group: str, agents: list[str], share: bool, device: torch.device) -> torch.Tensor:
     """``[]`` (one optimizer for the group) or ``[n_agents]`` (one per agent)."""
-    t = per_agent_tensor(values[name], agents, name=name, group=group, bounds=bounds(name), device=device).squeeze(-1)
+    t = per_agent_tensor(values[name], agents, name=name, group=group, bounds=BOUNDS[name], device=device).squeeze(-1)
     if share:
         if not bool((t == t[0]).all()):
             raise ValueError(f"{name} differs between agents {agents} of group {group!r}, which share parameters "
@@ -77,12 +80,18 @@ def make_scheduler(cfg: TrainConfig, optimizer: GroupOptimizer) -> Any:
     if sched is None:
         return None
     name = sched if isinstance(sched, str) else sched.__name__
-    if name == "KLAdaptiveLR":
-        return KLAdaptiveLR(optimizer.lr, **kwargs)
-    cls = getattr(torch.optim.lr_scheduler, name, None) if isinstance(sched, str) else sched
-    if cls is None:
+    cls = KLAdaptiveLR if name == "KLAdaptiveLR" else getattr(torch.optim.lr_scheduler, name, None) if isinstance(sched, str) else sched
+    if cls is None or (cls is not KLAdaptiveLR and not (isinstance(cls, type) and issubclass(cls, torch.optim.lr_scheduler.LRScheduler))):
         raise ValueError(f"unknown learning_rate_scheduler {sched!r}; use 'KLAdaptiveLR' or a torch.optim.lr_scheduler class name.")
-    return cls(optimizer.adam, **kwargs)  # scales learning_rate (see GroupOptimizer.effective_lr)
+    if cls is torch.optim.lr_scheduler.ReduceLROnPlateau:
+        raise ValueError("learning_rate_scheduler 'ReduceLROnPlateau' steps on a metric, which MAPPO's update does not provide; "
+                         "use 'KLAdaptiveLR' or a schedule over steps (e.g. 'LinearLR', 'StepLR').")
+    try:
+        return cls(optimizer.lr if cls is KLAdaptiveLR else optimizer.adam, **kwargs)  # torch's: scale learning_rate (effective_lr)
+    except (TypeError, ValueError) as err:
+        target = cls.__init__ if cls is KLAdaptiveLR else cls
+        raise ValueError(f"learning_rate_scheduler_kwargs {kwargs} do not fit {name} ({err}); its parameters: "
+                         f"{inspect.signature(target)}.") from None
 
 
 def _preprocessor(cfg: TrainConfig, name: str, size: int, device: torch.device) -> RunningStandardizer | None:
@@ -142,4 +151,8 @@ def build_groups(cfg: TrainConfig, observation_spec: Composite, action_spec: Com
         ('agents', ['agent_0', 'agent_1', 'agent_2'], 0.0003)
     """
     names = all_names(group_map)
+    frames, k = cfg.frames_per_iteration, cfg.mappo.mini_batches
+    if frames % k:
+        warnings.warn(f"mini_batches={k} does not divide the {frames} frames of an update: each epoch leaves {frames % k} "
+                      "frames out (a different set each epoch).", stacklevel=2)
     return [build_group(cfg, observation_spec, action_spec, g, agents, names, device) for g, agents in group_map.items()]

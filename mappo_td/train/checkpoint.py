@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from mappo_td.envs import set_simulator_rng_state, simulator_rng_state
+from mappo_td.envs import reseed, set_simulator_rng_state, simulator_rng_state
 
 if TYPE_CHECKING:
     from mappo_td.train.learner import Learner
@@ -27,6 +27,55 @@ VERSION = 1
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used: truncated, corrupt, foreign or mismatched."""
+
+
+REQUIRED = ("models", "optimizers", "schedulers", "preprocessors", "rng", "counters", "config", "group_map")
+
+
+def first_line(err: BaseException) -> str:
+    """``TypeName: first line of the message`` (the type alone when the message is empty).
+
+    Example:
+        >>> first_line(EOFError()), first_line(ValueError("bad\\nmore"))
+        ('EOFError', 'ValueError: bad')
+    """
+    lines = str(err).splitlines()
+    return f"{type(err).__name__}: {lines[0][:300]}" if lines and lines[0] else type(err).__name__
+
+
+def checkpoints_in(folder: str | Path) -> list[Path]:
+    """The ``agent_<timestep>.pt`` files of ``folder``, oldest first.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp()); _ = [(d / f"agent_{t}.pt").touch() for t in (100, 20, 3)]
+        >>> [p.name for p in checkpoints_in(d)]
+        ['agent_3.pt', 'agent_20.pt', 'agent_100.pt']
+    """
+    found = [p for p in Path(folder).glob("agent_*.pt") if p.stem.split("_")[-1].isdigit()]
+    return sorted(found, key=lambda p: int(p.stem.split("_")[-1]))
+
+
+def checkpoint_timestep(path: Path) -> int:
+    """The timestep in a checkpoint's file name."""
+    return int(path.stem.split("_")[-1])
+
+
+def prune_checkpoints(folder: str | Path, keep: int, *, after: int | None = None) -> list[Path]:
+    """Delete all but the newest ``keep`` checkpoints (``keep`` 0: none), or those after timestep ``after``; returns what went.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp()); _ = [(d / f"agent_{t}.pt").touch() for t in (1, 2, 3)]
+        >>> [p.name for p in prune_checkpoints(d, 2)], [p.name for p in checkpoints_in(d)]
+        (['agent_1.pt'], ['agent_2.pt', 'agent_3.pt'])
+    """
+    found = checkpoints_in(folder)
+    gone = [p for p in found if checkpoint_timestep(p) > after] if after is not None else (found[:-keep] if keep else [])
+    for p in gone:
+        for part in [p, *p.parent.glob(f"{p.stem}.*.pt")]:  # store_separately's per-model files too
+            part.unlink(missing_ok=True)
+    return gone
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
@@ -46,6 +95,9 @@ def atomic_save(obj: Any, path: str | Path) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # like every other output (mkstemp makes 0600)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -57,10 +109,12 @@ def _load(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {path} does not exist.") from None
-    except Exception as err:  # truncated zip, garbage bytes, pickled code ...
+    except IsADirectoryError:
+        raise CheckpointError(f"{path} is a folder without checkpoints; pass a checkpoint file or a checkpoints folder.") from None
+    except Exception as err:  # empty or truncated file, garbage bytes, pickled code ...
         raise CheckpointError(
-            f"checkpoint {path} is corrupt, truncated or not a plain-tensor checkpoint ({type(err).__name__}: "
-            f"{str(err).splitlines()[0][:200]}); resume from an earlier checkpoint in the same folder."
+            f"checkpoint {path} is corrupt, truncated or not a plain-tensor checkpoint ({first_line(err)}); "
+            "resume from an earlier checkpoint in the same folder."
         ) from None
 
 
@@ -69,7 +123,8 @@ def save_checkpoint(state: dict[str, Any], path: str | Path, *, store_separately
 
     Example:
         >>> import tempfile
-        >>> p = save_checkpoint({"models": {"a/policy": {"w": torch.ones(1)}}}, f"{tempfile.mkdtemp()}/agent_5.pt", store_separately=True)
+        >>> state = {**{k: {} for k in REQUIRED}, "models": {"a/policy": {"w": torch.ones(1)}}}
+        >>> p = save_checkpoint(state, f"{tempfile.mkdtemp()}/agent_5.pt", store_separately=True)
         >>> load_checkpoint(p.parent)["models"]["a/policy"]["w"]
         tensor([1.])
     """
@@ -100,7 +155,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     if path.is_dir():
-        found = sorted((p for p in path.glob("agent_*.pt") if p.stem.split("_")[-1].isdigit()), key=lambda p: int(p.stem.split("_")[-1]))
+        found = checkpoints_in(path)
         if not found:
             raise CheckpointError(f"no checkpoint (agent_<timestep>.pt) in folder {path}.")
         path = found[-1]
@@ -109,6 +164,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not a mappo_td checkpoint (no '{FORMAT}' marker); pass a file written by mappo-td train.")
     if state.get("version") != VERSION:
         raise CheckpointError(f"{path} has checkpoint version {state.get('version')}, this mappo_td reads version {VERSION}.")
+    missing = [k for k in REQUIRED if k not in state]
+    if missing:
+        raise CheckpointError(f"{path} lacks {missing}: it is incomplete or was not written by mappo-td train.")
     for name, file in state.get("model_files", {}).items():
         part = _load(path.with_name(file))
         if not isinstance(part, dict) or part.get("model") != name:
@@ -172,15 +230,21 @@ def load_learner_state(learner: Learner, state: dict[str, Any]) -> None:
             for k, p in g.preprocessors.items():
                 p.load_state_dict(state["preprocessors"][f"{g.name}/{k}"])
     except (KeyError, RuntimeError, ValueError) as err:
-        raise CheckpointError(f"{where} does not match this configuration's models ({type(err).__name__}: "
-                              f"{str(err).splitlines()[0][:300]}); resume with the configuration it was trained with.") from None
+        raise CheckpointError(f"{where} does not match this configuration's models ({first_line(err)}); "
+                              "resume with the configuration it was trained with.") from None
     torch.set_rng_state(state["rng"]["torch"])
     set_simulator_rng_state(state["rng"].get("simulator", {}))
     if "cuda" in state["rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])
     c = state["counters"]
     learner.timestep, learner.iteration, learner.updates = int(c["timestep"]), int(c["iteration"]), int(c["updates"])
-    learner.collector.reset()  # the same point as the uninterrupted run, which resets right after each checkpoint
+    restart_episodes(learner)  # the same point as the uninterrupted run, which restarts right after each checkpoint
+
+
+def restart_episodes(learner: Learner) -> None:
+    """Reseed what has no checkpointable generator (PettingZoo) from the timestep, then reset every env."""
+    reseed(learner.env, learner.cfg.env.backend, learner.cfg.seed + learner.timestep)
+    learner.collector.reset()
 
 
 def save_learner(learner: Learner, path: str | Path) -> Path:

@@ -6,13 +6,17 @@ Nothing here runs on the hot path: rows are written once per ``write_interval``.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import os
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from mappo_td.config import TrainConfig
+from mappo_td.train.checkpoint import CheckpointError, checkpoint_timestep, checkpoints_in, prune_checkpoints
 
 
 def new_run_dir(cfg: TrainConfig) -> Path:
@@ -97,3 +101,61 @@ def progress_bar(cfg: TrainConfig, timestep: int, device: Any) -> Any:
     frames = cfg.timesteps * cfg.env.num_envs
     return tqdm(total=frames, initial=min(timestep * cfg.env.num_envs, frames), unit="frames", unit_scale=True,
                 desc=f"MAPPO {cfg.env.scenario} [{device}]", dynamic_ncols=True)
+
+
+def copy_csv_rows(src: Path, dst: Path, until: int) -> None:
+    """Write ``src``'s rows with ``timestep <= until`` to ``dst`` atomically (``dst`` may be ``src``); nothing if ``src`` is missing.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp()); _ = (d / "p.csv").write_text("timestep,r\\n10,1\\n20,2\\n30,3\\n")
+        >>> copy_csv_rows(d / "p.csv", d / "p.csv", 20); (d / "p.csv").read_text().split()
+        ['timestep,r', '10,1', '20,2']
+    """
+    if not src.exists():
+        return
+    rows = list(csv.DictReader(src.open(newline="")))
+    out = io.StringIO()
+    if rows:
+        w = csv.DictWriter(out, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(r for r in rows if int(r["timestep"]) <= until)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    tmp.write_text(out.getvalue())
+    os.replace(tmp, dst)
+
+
+@dataclass
+class Resume:
+    """Where a resumed run continues: its checkpoint (file) and timestep; ``fork`` names a new run folder beside
+    the original; ``overwrite_later`` lets it continue in place past later checkpoints (which are deleted)."""
+
+    checkpoint: Path
+    timestep: int
+    fork: str | None = None
+    overwrite_later: bool = False
+
+
+def prepare_resume(r: Resume) -> Path:
+    """Check and prepare the run folder a resumed run writes to; returns it.
+
+    Never destroys silently: a checkpoint older than the newest in its folder is refused unless ``fork`` (a new
+    folder, holding the log rows up to the checkpoint) or ``overwrite_later`` (later checkpoints deleted). Log rows
+    after the checkpoint's timestep are dropped, so none is written twice.
+    """
+    run = r.checkpoint.parent.parent
+    if r.fork is not None:
+        new = run.parent / r.fork
+        if new.exists() and any(new.iterdir()):
+            raise ValueError(f"--fork {r.fork}: {new} already exists and is not empty; choose a new name.")
+        new.mkdir(parents=True, exist_ok=True)
+        copy_csv_rows(run / "progress.csv", new / "progress.csv", r.timestep)
+        return new
+    later = [p.name for p in checkpoints_in(r.checkpoint.parent) if checkpoint_timestep(p) > r.timestep]
+    if later and not r.overwrite_later:
+        raise CheckpointError(f"{r.checkpoint} (timestep {r.timestep}) is older than {later[-1]} in the same folder: continuing "
+                              "there would overwrite later checkpoints and logs. Pass --fork NEW_NAME to continue in a new run "
+                              "folder, or --overwrite-later to delete the later checkpoints and continue in place.")
+    prune_checkpoints(r.checkpoint.parent, 0, after=r.timestep)
+    copy_csv_rows(run / "progress.csv", run / "progress.csv", r.timestep)
+    return run

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
 from tensordict import TensorDictBase
 
-from mappo_td.train.checkpoint import save_learner
+from mappo_td.train.checkpoint import prune_checkpoints, restart_episodes, save_learner
 from mappo_td.train.data import minibatches
 from mappo_td.train.learner import Learner
 from mappo_td.train.logging import RunLogger, progress_bar
@@ -53,8 +54,12 @@ def shape_rewards(learner: Learner, data: TensorDictBase) -> None:
         return
     for k in learner.reward_keys:
         reward = data.get(k)
-        shaped = [shaper(reward[:, t], learner.timestep + t, learner.cfg.timesteps) for t in range(reward.shape[1])]
-        data.set(k, torch.stack([torch.as_tensor(s, dtype=reward.dtype, device=reward.device).expand_as(reward[:, 0]) for s in shaped], 1))
+        shaped = [torch.as_tensor(shaper(reward[:, t], learner.timestep + t, learner.cfg.timesteps), dtype=reward.dtype, device=reward.device)
+                  for t in range(reward.shape[1])]
+        if shaped[0].shape != reward[:, 0].shape:
+            raise ValueError(f"rewards_shaper returned shape {tuple(shaped[0].shape)} for {k} of shape {tuple(reward[:, 0].shape)}; "
+                             "it must return a tensor shaped like the reward it is given.")
+        data.set(k, torch.stack(shaped, 1))
 
 
 def update(learner: Learner, data: TensorDictBase) -> None:
@@ -81,6 +86,7 @@ def update(learner: Learner, data: TensorDictBase) -> None:
                 learner.stats.add_terms(g.name, step(batch) if mask is None else step(batch, mask))
             learner.updates += 1
             learner.stats.count_update()
+    learner.stats.check_params(learner.groups, learner.timestep)
 
 
 def _next(timestep: int, interval: int) -> float:
@@ -105,6 +111,12 @@ def log_row(learner: Learner, fps: float) -> dict[str, Any]:
     return row
 
 
+def _checkpoint(learner: Learner, logger: RunLogger) -> Path:
+    path = save_learner(learner, logger.run_dir / "checkpoints" / f"agent_{learner.timestep}.pt")
+    prune_checkpoints(path.parent, learner.cfg.mappo.experiment.keep_checkpoints)
+    return path
+
+
 def train(learner: Learner, logger: RunLogger) -> dict[str, Any]:
     """Run until ``cfg.timesteps``, writing through ``logger``; returns a summary (last logged row, counters, paths).
 
@@ -126,7 +138,11 @@ def train(learner: Learner, logger: RunLogger) -> dict[str, Any]:
     next_write, next_ckpt = _next(learner.timestep, x.write_interval), _next(learner.timestep, x.checkpoint_interval)
     while learner.timestep < cfg.timesteps:
         # 1. collect `rollouts` steps from every env with the current stochastic policy
-        data = collect(learner)
+        try:
+            data = collect(learner)
+        except Exception as err:  # e.g. the simulator refusing NaN actions: say why, if that is why
+            learner.stats.raise_if_nonfinite(learner.timestep, cause=err)
+            raise
         shape_rewards(learner, data)
         learner.stats.track(data)
         learner.timestep += m.rollouts
@@ -151,10 +167,10 @@ def train(learner: Learner, logger: RunLogger) -> dict[str, Any]:
         if bar is not None:
             bar.update(data.numel())
         if learner.timestep >= next_ckpt and learner.timestep < cfg.timesteps:
-            save_learner(learner, logger.run_dir / "checkpoints" / f"agent_{learner.timestep}.pt")
+            _checkpoint(learner, logger)
             next_ckpt = _next(learner.timestep, x.checkpoint_interval)
-            learner.collector.reset()  # a resumed run restarts episodes here too: resume is exact
-    path = save_learner(learner, logger.run_dir / "checkpoints" / f"agent_{learner.timestep}.pt")
+            restart_episodes(learner)  # a resumed run restarts episodes here too: resume is exact
+    path = _checkpoint(learner, logger)
     if bar is not None:
         bar.close()
     logger.close()

@@ -15,7 +15,7 @@ from mappo_td.train.step import LOSS_TERMS
 
 
 class NonFiniteError(RuntimeError):
-    """NaN or inf in rewards or observations."""
+    """NaN or inf in what was collected (rewards, observations), in a loss term or in the parameters."""
 
 
 def finite_keys(env: EnvBase, group_map: dict[str, list[str]]) -> list[tuple[str, ...]]:
@@ -57,9 +57,10 @@ def episode_returns(td: TensorDictBase, group_map: dict[str, list[str]]) -> tupl
 class TrainingStats:
     """Sums of loss terms, finished-episode statistics and non-finite flags, as device tensors.
 
-    :meth:`track` (each rollout) and :meth:`add_terms` (each step) only add on the
-    device; :meth:`row` reads them once per log interval and resets them in place
-    (a captured step keeps writing to the same tensors).
+    :meth:`track` (each rollout), :meth:`add_terms` (each step) and :meth:`check_params`
+    (each update) only compute on the device; :meth:`row` reads them once per log interval
+    and resets the sums in place (a captured step keeps writing to the same tensors);
+    :meth:`raise_if_nonfinite` reads the flags at log and checkpoint time.
 
     Example:
         >>> s = TrainingStats({"agents": ["a", "b"]}, [("next", "agents", "reward")], torch.device("cpu"))
@@ -70,7 +71,11 @@ class TrainingStats:
 
     def __init__(self, group_map: dict[str, list[str]], keys: Sequence[tuple[str, ...]], device: torch.device) -> None:
         self.group_map, self.finite_keys = group_map, list(keys)
+        self._index = {g: i for i, g in enumerate(group_map)}
         self.nonfinite = torch.zeros(len(self.finite_keys), dtype=torch.bool, device=device)
+        self.bad_terms = torch.zeros(len(group_map), len(LOSS_TERMS), dtype=torch.bool, device=device)
+        self.bad_params = torch.zeros(len(group_map), dtype=torch.bool, device=device)
+        self.first_bad_update = torch.full((), -1, dtype=torch.long, device=device)  # timestep of the first non-finite update
         self.sums = {f"{g}/terms": torch.zeros(len(LOSS_TERMS), device=device) for g in group_map}
         self.sums.update({k: torch.zeros((), device=device) for k in ("updates", "ep_return", "ep_length", "episodes")})
         self.sums.update({f"{g}/ep_return": torch.zeros((), device=device) for g in group_map})
@@ -87,21 +92,42 @@ class TrainingStats:
         self.sums["episodes"] += done.sum()
 
     def add_terms(self, group: str, terms: torch.Tensor) -> None:
-        """Add one step's loss terms (:data:`~mappo_td.train.step.LOSS_TERMS`) of ``group``."""
+        """Add one step's loss terms (:data:`~mappo_td.train.step.LOSS_TERMS`) of ``group``, flagging non-finite ones."""
         self.sums[f"{group}/terms"] += terms
+        self.bad_terms[self._index[group]] |= ~torch.isfinite(terms)
+
+    def check_params(self, groups: Sequence[Any], timestep: int) -> None:
+        """Flag groups whose parameters or optimizer state went non-finite in the update ending at ``timestep`` (no sync)."""
+        for g in groups:
+            state = [s for p in g.optimizer.params for s in g.optimizer.adam.state.get(p, {}).values() if s.is_floating_point()]
+            finite = torch.stack([torch.isfinite(t).all() for t in [*g.optimizer.params, *state]]).all()
+            self.bad_params[self._index[g.name]] |= ~finite
+        bad = self.bad_terms.any() | self.bad_params.any()
+        self.first_bad_update.copy_(torch.where((self.first_bad_update < 0) & bad, timestep, self.first_bad_update))
 
     def count_update(self) -> None:
         """Count one minibatch step (of every group)."""
         self.sums["updates"] += 1
 
-    def raise_if_nonfinite(self, timestep: int) -> None:
-        """Raise :class:`NonFiniteError` naming the keys where NaN/inf was seen (a host read)."""
+    def raise_if_nonfinite(self, timestep: int, cause: BaseException | None = None) -> None:
+        """Raise :class:`NonFiniteError` naming what went non-finite (a host read; ``cause``: the error it explains)."""
+        flags = torch.cat([self.nonfinite, self.bad_terms.flatten(), self.bad_params])
+        if not bool(flags.any()):
+            return
+        what = []
         if bool(self.nonfinite.any()):
-            bad = [k for k, flag in zip(self.finite_keys, self.nonfinite.tolist()) if flag]
-            raise NonFiniteError(
-                f"NaN or inf in {bad} collected before timestep {timestep}; the run stopped and the last good checkpoint "
-                "was kept. Check the environment / rewards_shaper, or normalize inputs (state_preprocessor)."
-            )
+            what.append(f"NaN or inf in {[k for k, f in zip(self.finite_keys, self.nonfinite.tolist()) if f]} collected before timestep {timestep}")
+        first = int(self.first_bad_update)
+        for g, i in self._index.items():
+            terms = [t for t, f in zip(LOSS_TERMS, self.bad_terms[i].tolist()) if f]
+            if terms:
+                what.append(f"non-finite loss term(s) {terms} of group {g!r}, first in the update at timestep {first}")
+            if bool(self.bad_params[i]):
+                what.append(f"non-finite parameters or optimizer state of group {g!r}, first after the update at timestep {first}")
+        raise NonFiniteError(
+            "; ".join(what) + ". The run stopped and the last good checkpoint was kept. Check the environment / rewards_shaper "
+            "and the reward scale, lower the learning rate, or normalize inputs (state_preprocessor, value_preprocessor)."
+        ) from cause
 
     def row(self, head: dict[str, Any]) -> dict[str, Any]:
         """The log row (``head`` first): mean episode reward and length, per-group terms; then reset to zero."""

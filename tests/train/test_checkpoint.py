@@ -1,4 +1,7 @@
+import csv
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -99,3 +102,79 @@ def test_nan_reward_stops_the_run_and_keeps_the_last_good_checkpoint():
     assert state["counters"]["timestep"] == 32
     assert all(torch.isfinite(v).all() for sd in state["models"].values() for v in sd.values())
     assert json.loads(state["config"])["timesteps"] == 80
+
+
+def test_empty_and_incomplete_checkpoints_are_refused_clearly(tmp_path):
+    (tmp_path / "agent_1.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="corrupt, truncated or not a plain-tensor checkpoint"):
+        load_checkpoint(tmp_path / "agent_1.pt")  # regression: the handler itself raised IndexError on the empty message
+    state = MAPPOTrainer(small_config()).state_dict()
+    del state["counters"]
+    torch.save({"format": "mappo_td-checkpoint", "version": 1, **state}, tmp_path / "agent_2.pt")
+    with pytest.raises(CheckpointError, match=r"lacks \['counters'\]"):
+        load_checkpoint(tmp_path / "agent_2.pt")
+
+
+def test_checkpoint_files_are_readable_like_other_outputs_and_rotate(tmp_path):
+    t = MAPPOTrainer(small_config(timesteps=80, experiment={"directory": str(tmp_path), "experiment_name": "r",
+                                                             "checkpoint_interval": 16, "keep_checkpoints": 2}))
+    t.train()
+    ckpts = sorted((tmp_path / "r" / "checkpoints").glob("*.pt"))
+    assert [p.name for p in ckpts] == ["agent_64.pt", "agent_80.pt"]  # the newest 2 of 5
+    umask = os.umask(0)
+    os.umask(umask)
+    for p in [*ckpts, tmp_path / "r" / "config.json"]:
+        assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask, p
+
+
+def _run(tmp_path, timesteps, **exp):
+    return small_config(timesteps=timesteps, experiment={"directory": str(tmp_path), "experiment_name": "r", "checkpoint_interval": 16,
+                                                         "write_interval": 16, **exp})
+
+
+def test_resuming_an_older_checkpoint_never_destroys(tmp_path):
+    MAPPOTrainer(_run(tmp_path, 64)).train()
+    ckpts = tmp_path / "r" / "checkpoints"
+    names = sorted(p.name for p in ckpts.glob("*.pt"))
+    config = (tmp_path / "r" / "config.json").read_bytes()
+    old = MAPPOTrainer.from_checkpoint(ckpts / "agent_32.pt", {"timesteps": 96})
+    with pytest.raises(CheckpointError, match="older than agent_64.pt.*--fork NEW_NAME.*--overwrite-later"):
+        old.train()
+    assert sorted(p.name for p in ckpts.glob("*.pt")) == names and (tmp_path / "r" / "config.json").read_bytes() == config
+    with pytest.raises(ValueError, match="timesteps=16 is below the checkpoint's timestep 32"):
+        MAPPOTrainer.from_checkpoint(ckpts / "agent_32.pt", {"timesteps": 16})
+
+    fork = MAPPOTrainer.from_checkpoint(ckpts / "agent_32.pt", {"timesteps": 64}, fork="r2")
+    fork.train()
+    assert sorted(p.name for p in ckpts.glob("*.pt")) == names  # the original run is untouched
+    rows = [int(r["timestep"]) for r in csv.DictReader(open(tmp_path / "r2" / "progress.csv"))]
+    assert rows == [16, 32, 48, 64]  # the rows up to the fork point, then its own: none twice
+    assert sorted(p.name for p in (tmp_path / "r2" / "checkpoints").glob("*.pt")) == ["agent_48.pt", "agent_64.pt"]
+
+    again = MAPPOTrainer.from_checkpoint(ckpts / "agent_32.pt", {"timesteps": 48}, overwrite_later=True)
+    again.train()
+    assert sorted(p.name for p in ckpts.glob("*.pt")) == ["agent_16.pt", "agent_32.pt", "agent_48.pt"]
+    assert [int(r["timestep"]) for r in csv.DictReader(open(tmp_path / "r" / "progress.csv"))] == [16, 32, 48]
+
+
+def test_resume_after_a_crash_does_not_duplicate_log_rows(tmp_path):
+    """Rows logged after the last checkpoint (a run killed between them) are dropped when the run resumes there."""
+    MAPPOTrainer(_run(tmp_path, 48, checkpoint_interval=32)).train()
+    (tmp_path / "r" / "checkpoints" / "agent_48.pt").unlink()  # as if killed after logging 48, before its checkpoint
+    MAPPOTrainer.from_checkpoint(tmp_path / "r" / "checkpoints", {"timesteps": 64}).train()
+    assert [int(r["timestep"]) for r in csv.DictReader(open(tmp_path / "r" / "progress.csv"))] == [16, 32, 48, 64]
+
+
+def test_nonfinite_parameters_never_reach_a_checkpoint(tmp_path):
+    """Regression: finite but huge rewards gave NaN weights that were saved; the run then died inside VMAS."""
+    def shaper(reward, timestep, timesteps):
+        return reward * (1e38 if timestep >= 40 else 1.0)
+
+    t = MAPPOTrainer(small_config(timesteps=96, rewards_shaper=shaper,
+                                  experiment={"directory": str(tmp_path), "experiment_name": "r", "checkpoint_interval": 32, "write_interval": 48}))
+    with pytest.raises(NonFiniteError, match=r"non-finite (loss term\(s\) \[.*\]|parameters).*group 'agents', first .*timestep 48"):
+        t.train()
+    ckpt = tmp_path / "r" / "checkpoints"
+    assert sorted(p.name for p in ckpt.glob("*.pt")) == ["agent_32.pt"]
+    state = load_checkpoint(ckpt)
+    assert all(torch.isfinite(v).all() for sd in state["models"].values() for v in sd.values())

@@ -131,3 +131,26 @@ def test_nonfinite_observation_is_named():
     t.stats.track(data)
     with pytest.raises(NonFiniteError, match=r"\('next', 'agents', 'observation'\)"):
         t.stats.raise_if_nonfinite(t.timestep)
+
+
+def test_rewards_shaper_must_keep_the_shape():
+    """Regression: a shaper returning the wrong shape was broadcast silently."""
+    t = MAPPOTrainer(small_config(rewards_shaper=lambda r, t, n: r.sum(-2)))  # [N, n_agents, 1] -> [N, 1]
+    with pytest.raises(ValueError, match=r"rewards_shaper returned shape \(8, 1\) for \('next', 'agents', 'reward'\) of shape \(8, 3, 1\)"):
+        t.train()
+
+
+@pytest.mark.parametrize("name,kwargs,match", [
+    ("ReduceLROnPlateau", {}, "steps on a metric"),
+    ("StepLR", {"gamma": 0.5}, r"do not fit StepLR .*step_size"),
+    ("KLAdaptiveLR", {"kl_treshold": 0.01}, r"do not fit KLAdaptiveLR .*kl_threshold: 'float' = 0.008"),
+    ("NoSuchLR", {}, "unknown learning_rate_scheduler 'NoSuchLR'"),
+])
+def test_scheduler_errors_are_clear(name, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MAPPOTrainer(small_config(learning_rate_scheduler=name, learning_rate_scheduler_kwargs=kwargs))
+
+
+def test_mini_batches_that_do_not_divide_the_batch_warn():
+    with pytest.warns(UserWarning, match="mini_batches=3 does not divide the 128 frames of an update: each epoch leaves 2 frames out"):
+        MAPPOTrainer(small_config(mini_batches=3))

@@ -1,0 +1,133 @@
+"""Typed configuration values: field metadata, coercion by a field's type, range checks.
+
+What a config file or a command line gives is coerced to the field's type, strictly:
+booleans accept only ``true``/``false`` (YAML/JSON booleans, or those words);
+numbers accept numbers and numeric strings (YAML reads ``1e-3`` as a string);
+anything else is an error that names the field, the value and the expected type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import types
+from collections.abc import Mapping
+from dataclasses import field
+from typing import Any, Union, get_args, get_origin
+
+Bounds = tuple[float, float, bool]  # (low, high, low included); high is always included
+
+
+def config_field(default: Any, help: str, **kw: Any) -> Any:
+    """A dataclass field with its one-line ``help`` (the CLI's ``--help``) and metadata (``key``, ``choices``, ...)."""
+    if isinstance(default, (dict, list, tuple)):
+        return field(default_factory=lambda d=default: json.loads(json.dumps(d)), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+def field_key(f: dataclasses.Field) -> str:
+    """The user-facing name of a field (metadata ``key``, e.g. ``lambda`` for ``lambda_``), else its name."""
+    return f.metadata.get("key", f.name)
+
+
+def check_in_bounds(name: str, values: list[float], b: Bounds) -> None:
+    """Raise ``ValueError`` unless every value is a finite number within ``b``.
+
+    Example:
+        >>> check_in_bounds("lambda", [0.5, 1.5], (0.0, 1.0, True))
+        Traceback (most recent call last):
+        ...
+        ValueError: lambda must be a finite number in [0, 1], got 1.5
+    """
+    lo, hi, closed = b
+    for v in values:
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and (lo <= v if closed else lo < v) and v <= hi
+        if not ok:
+            raise ValueError(f"{name} must be a finite number in {'[' if closed else '('}{lo:g}, {hi:g}], got {v!r}")
+
+
+def _number(name: str, value: Any, kind: type) -> float | int:
+    if isinstance(value, str):
+        try:
+            value = float(value) if kind is float else int(value)
+        except ValueError:
+            pass
+    if isinstance(value, float) and kind is int and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+        raise ValueError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+    return kind(value)
+
+
+def _bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ValueError(f"{name} must be true or false, got {value!r}")
+
+
+def coerce(name: str, value: Any, hint: Any) -> Any:
+    """``value`` as the type ``hint`` says, or a ``ValueError`` naming ``name``, the value and the expected type.
+
+    Example:
+        >>> coerce("learning_rate", "1e-3", float), coerce("share_params", "false", bool), coerce("rollouts", "16", int)
+        (0.001, False, 16)
+        >>> coerce("share_params", "no", bool)
+        Traceback (most recent call last):
+        ...
+        ValueError: share_params must be true or false, got 'no'
+    """
+    args = get_args(hint)
+    if get_origin(hint) in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        if set(args) == {float, dict}:  # a per-agent value: a number, or a dict of numbers by name
+            if isinstance(value, Mapping):
+                return {k: _number(f"{name}[{k!r}]", v, float) for k, v in value.items()}
+            return _number(name, value, float)
+        hint = next(a for a in args if a is not type(None))
+    if hint is bool:
+        return _bool(name, value)
+    if hint in (int, float):
+        return _number(name, value, hint)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be a string, got {value!r}")
+        return value
+    if hint is list:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{name} must be a list, got {value!r}")
+        return [_number(f"{name}[{i}]", v, int) for i, v in enumerate(value)]
+    if hint is dict:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{name} must be a dict (a JSON object), got {value!r}")
+        return dict(value)
+    return value
+
+
+def check_fields(obj: Any, prefix: str = "") -> None:
+    """Check each field of the dataclass ``obj`` against its metadata: ``min`` (integers), ``choices``, ``bounds`` (per agent).
+
+    Example:
+        >>> from dataclasses import dataclass
+        >>> @dataclass
+        ... class C:
+        ...     n: int = config_field(1, "count", min=1)
+        >>> check_fields(C(n=0), "env.")
+        Traceback (most recent call last):
+        ...
+        ValueError: env.n must be an integer >= 1, got 0
+    """
+    for f in dataclasses.fields(obj):
+        v, md = getattr(obj, f.name), f.metadata
+        name = prefix + field_key(f)
+        if "min" in md and not (isinstance(v, int) and not isinstance(v, bool) and v >= md["min"]):
+            raise ValueError(f"{name} must be an integer >= {md['min']}, got {v!r}")
+        if "choices" in md and v not in md["choices"]:
+            raise ValueError(f"{name} must be one of {', '.join(md['choices'])}; got {v!r}")
+        if "bounds" in md:
+            if isinstance(v, bool) or not isinstance(v, (int, float, Mapping)):
+                raise ValueError(f"{name} must be a number or a dict by agent/group name, got {v!r}")
+            check_in_bounds(name, list(v.values()) if isinstance(v, Mapping) else [v], md["bounds"])
