@@ -131,3 +131,26 @@ def test_import_and_help_do_not_load_torch():
     code = "import sys, mappo_td, mappo_td.cli; mappo_td.cli.build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+@pytest.mark.parametrize("flags,match", [
+    (["--scenario", "navigaton"], "unknown VMAS scenario 'navigaton'"),
+    (["--scenario-kwargs", '{"n_agent": 3}'], "are not read by VMAS scenario 'navigation'"),
+    (["--learning-rate-scheduler", "ReduceLROnPlateau"], "steps on a metric"),
+    (["--learning-rate-scheduler", "StepLR"], "do not fit StepLR"),
+    (["--num-envs", "1", "--rollouts", "1"], "env.num_envs x rollouts must be >= 2"),
+    (["--log-std-init", "nan"], "model.log_std_init must be a finite number"),
+    (["--device", "cuda:7"] if not __import__("torch").cuda.is_available() else ["--device", "tpu"], "device"),
+    (["--backend", "pettingzoo", "--scenario", "simple_nothing_v1"], "unknown PettingZoo task"),
+])
+def test_bad_input_ends_with_one_clear_message(flags, match, capsys, tmp_path):
+    assert main(["train", *flags, "--no-progress", "--directory", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mappo-td: error:") and match in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_resume_flags_need_resume(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--fork", "x"])
+    assert "--fork and --overwrite-later go with --resume" in capsys.readouterr().err

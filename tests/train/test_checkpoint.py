@@ -178,3 +178,17 @@ def test_nonfinite_parameters_never_reach_a_checkpoint(tmp_path):
     assert sorted(p.name for p in ckpt.glob("*.pt")) == ["agent_32.pt"]
     state = load_checkpoint(ckpt)
     assert all(torch.isfinite(v).all() for sd in state["models"].values() for v in sd.values())
+
+
+def test_a_simulator_failure_after_nan_parameters_is_explained(tmp_path):
+    """With no log or checkpoint between the bad update and the next rollout, the simulator meets NaN actions first
+    (VMAS asserts on them): the run still stops with NonFiniteError naming the cause, not the simulator's bare error."""
+    def shaper(reward, timestep, timesteps):
+        return reward * (1e38 if timestep >= 40 else 1.0)
+
+    t = MAPPOTrainer(small_config(timesteps=160, rewards_shaper=shaper,
+                                  experiment={"directory": str(tmp_path), "experiment_name": "r", "checkpoint_interval": 0, "write_interval": 160}))
+    with pytest.raises(NonFiniteError, match="group 'agents', first .*timestep 48") as err:
+        t.train()
+    assert err.value.__cause__ is not None  # the simulator's own error, kept as the cause
+    assert not list((tmp_path / "r" / "checkpoints").glob("*.pt"))
