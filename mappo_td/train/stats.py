@@ -11,7 +11,7 @@ from tensordict import TensorDictBase
 from torchrl.envs import EnvBase
 
 from mappo_td.models.inputs import observation_leaves
-from mappo_td.train.step import LOSS_TERMS
+from mappo_td.train.step import LOSS_TERMS, N_LOSSES
 
 
 class NonFiniteError(RuntimeError):
@@ -73,7 +73,7 @@ class TrainingStats:
         self.group_map, self.finite_keys = group_map, list(keys)
         self._index = {g: i for i, g in enumerate(group_map)}
         self.nonfinite = torch.zeros(len(self.finite_keys), dtype=torch.bool, device=device)
-        self.bad_terms = torch.zeros(len(group_map), len(LOSS_TERMS), dtype=torch.bool, device=device)
+        self.bad_terms = torch.zeros(len(group_map), N_LOSSES, dtype=torch.bool, device=device)
         self.bad_params = torch.zeros(len(group_map), dtype=torch.bool, device=device)
         self.first_bad_update = torch.full((), -1, dtype=torch.long, device=device)  # timestep of the first non-finite update
         self.sums = {f"{g}/terms": torch.zeros(len(LOSS_TERMS), device=device) for g in group_map}
@@ -92,9 +92,9 @@ class TrainingStats:
         self.sums["episodes"] += done.sum()
 
     def add_terms(self, group: str, terms: torch.Tensor) -> None:
-        """Add one step's loss terms (:data:`~mappo_td.train.step.LOSS_TERMS`) of ``group``, flagging non-finite ones."""
+        """Add one step's loss terms (:data:`~mappo_td.train.step.LOSS_TERMS`) of ``group``, flagging non-finite losses."""
         self.sums[f"{group}/terms"] += terms
-        self.bad_terms[self._index[group]] |= ~torch.isfinite(terms)
+        self.bad_terms[self._index[group]] |= ~torch.isfinite(terms[:N_LOSSES])
 
     def check_params(self, groups: Sequence[Any], timestep: int) -> None:
         """Flag groups whose parameters or optimizer state went non-finite in the update ending at ``timestep`` (no sync)."""

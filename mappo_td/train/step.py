@@ -17,6 +17,7 @@ from mappo_td.train.build import Group
 from mappo_td.train.optim import KLAdaptiveLR
 
 LOSS_TERMS = ("loss_objective", "loss_critic", "loss_entropy", "kl_approx", "clip_fraction", "entropy", "explained_variance")
+N_LOSSES = 3  # the first three terms make the gradient; the rest are diagnostics (explained variance of a 1-frame minibatch is NaN)
 
 
 def _updating(standardizer):

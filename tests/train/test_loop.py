@@ -154,3 +154,11 @@ def test_scheduler_errors_are_clear(name, kwargs, match):
 def test_mini_batches_that_do_not_divide_the_batch_warn():
     with pytest.warns(UserWarning, match="mini_batches=3 does not divide the 128 frames of an update: each epoch leaves 2 frames out"):
         MAPPOTrainer(small_config(mini_batches=3))
+
+
+def test_one_frame_minibatches_are_not_a_false_nonfinite_alarm():
+    """The per-agent explained variance of a 1-frame minibatch is NaN (a diagnostic); only losses and parameters stop a run."""
+    t = MAPPOTrainer(small_config(timesteps=4, rollouts=1, mini_batches=2, env={"num_envs": 2}, model={"share_params": False}))
+    summary = t.train()
+    assert summary["timestep"] == 4 and summary["updates"] == 4 * 2 * 2
+    assert all(torch.isfinite(p).all() for p in t.groups[0].optimizer.params)
