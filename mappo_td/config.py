@@ -39,7 +39,7 @@ class ExperimentConfig:
     write_interval: int = _f(250, "TensorBoard/CSV writing interval (timesteps)", min=1)
     checkpoint_interval: int = _f(1000, "interval for checkpoints (timesteps; 0: only at the end)", min=0)
     store_separately: bool = _f(False, "store each model in its own checkpoint file")
-    keep_checkpoints: int = _f(0, "keep only the newest K checkpoints of the run (0: keep all)", min=0)
+    keep_checkpoints: int = _f(0, "keep only the newest N checkpoints of the run (0: keep all)", min=0)
     wandb: bool = _f(False, "log to Weights & Biases (needs the wandb package)")
     wandb_kwargs: dict = _f({}, "wandb.init kwargs (JSON)")
 
