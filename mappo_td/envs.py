@@ -46,6 +46,15 @@ def scenario_kwargs(cfg: EnvConfig) -> dict:
     return {"n_agents": 3} if (cfg.backend, cfg.scenario) == ("vmas", "navigation") else {}
 
 
+def _check_vmas_scenario(name: str) -> None:
+    import vmas
+
+    known = sorted({*vmas.scenarios, *vmas.mpe_scenarios, *vmas.debug_scenarios})
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=3)
+        raise ValueError(f"unknown VMAS scenario {name!r}{f'; did you mean {close}' if close else ''}; VMAS has {known}.")
+
+
 def vmas_scenario_kwargs(name: str) -> list[str]:
     """The kwargs a VMAS scenario reads (from its ``make_world``), or a ``ValueError`` for an unknown scenario.
 
@@ -53,13 +62,8 @@ def vmas_scenario_kwargs(name: str) -> list[str]:
         >>> vmas_scenario_kwargs("navigation")[:3]
         ['n_agents', 'collisions', 'world_spawning_x']
     """
-    import vmas
-
+    _check_vmas_scenario(name)
     loader = importlib.import_module("vmas.scenarios")  # the package (``vmas.scenarios`` the attribute is a list of names)
-    known = sorted({*vmas.scenarios, *vmas.mpe_scenarios, *vmas.debug_scenarios})
-    if name not in known:
-        close = difflib.get_close_matches(name, known, n=3)
-        raise ValueError(f"unknown VMAS scenario {name!r}{f'; did you mean {close}' if close else ''}; VMAS has {known}.")
     source = inspect.getsource(loader.load(f"{name}.py").Scenario.make_world)
     return list(dict.fromkeys(re.findall(r"kwargs\.(?:pop|get)\(\s*[\"'](\w+)[\"']", source)))
 
@@ -67,13 +71,15 @@ def vmas_scenario_kwargs(name: str) -> list[str]:
 def _make_vmas(cfg: EnvConfig, n: int, device: torch.device | str, seed: int) -> EnvBase:
     from torchrl.envs.libs.vmas import VmasEnv
 
-    valid, kwargs = vmas_scenario_kwargs(cfg.scenario), scenario_kwargs(cfg)
+    _check_vmas_scenario(cfg.scenario)
+    kwargs = scenario_kwargs(cfg)
     try:  # max_steps=None: VMAS would report its time limit as `terminated`; StepCounter reports it as `truncated`.
         with warnings.catch_warnings():  # VMAS only warns about kwargs a scenario does not read: make it an error
             warnings.filterwarnings("error", message=".*passed but not used by the scenario.*")
             return VmasEnv(cfg.scenario, num_envs=n, continuous_actions=cfg.continuous_actions, categorical_actions=True,
                            max_steps=None, device=device, seed=seed, **kwargs)
-    except Exception as err:
+    except Exception as err:  # only now read which kwargs the scenario takes (parsing its source costs start-up time)
+        valid = vmas_scenario_kwargs(cfg.scenario)
         if "passed but not used" in str(err):
             unknown = [k for k in kwargs if k not in valid] or list(kwargs)
             raise ValueError(f"env.scenario_kwargs {unknown} are not read by VMAS scenario {cfg.scenario!r}; it reads {valid}.") from None

@@ -167,7 +167,7 @@ def masked_std_mean(x: torch.Tensor, mask: torch.Tensor | None, dim: Sequence[in
         return torch.std_mean(x, dim=list(dim), keepdim=keepdim)
     m = mask.expand_as(x).to(x.dtype)
     n = m.sum(dim=list(dim), keepdim=True)
-    mean = (x * m).sum(dim=list(dim), keepdim=True) / n.clamp_min(1.0)
+    mean = masked_mean(x, mask, list(dim), keepdim=True)
     var = ((x - mean).pow(2) * m).sum(dim=list(dim), keepdim=True) / (n - 1).clamp_min(1.0)
     if not keepdim:
         mean, var = mean.squeeze(list(dim)), var.squeeze(list(dim))

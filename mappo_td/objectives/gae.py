@@ -116,12 +116,7 @@ class MAPPOGAE(KeyContract, ValueEstimatorBase):
         terminated = self._signal(nxt, keys.terminated)
         if reward is None or terminated is None:
             raise KeyError(f"MAPPOGAE needs ('next', reward) and ('next', terminated) (keys {keys.reward}, {keys.terminated}, per agent or at the root).")
-        reward = broadcast_to_agents(reward, value, name="reward")
-        if reward.shape != value.shape:
-            raise ValueError(
-                f"reward shape {tuple(reward.shape)} does not match value shape {tuple(value.shape)}; the critic must write "
-                f"[*B, T, n_agents, 1] and rewards must be [*B, T, n_agents, 1] or team-shared [*B, T, 1]."
-            )
+        reward = broadcast_to_agents(reward, value, name="reward")  # raises unless team-shared or shaped like the values
         terminated = broadcast_to_agents(terminated, value, name="terminated").bool()
         done = self._signal(nxt, keys.done)
         truncated = self._signal(nxt, keys.truncated)

@@ -53,7 +53,7 @@ def checkpoints_in(folder: str | Path) -> list[Path]:
         ['agent_3.pt', 'agent_20.pt', 'agent_100.pt']
     """
     found = [p for p in Path(folder).glob("agent_*.pt") if p.stem.split("_")[-1].isdigit()]
-    return sorted(found, key=lambda p: int(p.stem.split("_")[-1]))
+    return sorted(found, key=checkpoint_timestep)
 
 
 def checkpoint_timestep(path: Path) -> int:
