@@ -34,13 +34,18 @@ def device_name(device: str) -> str:
     return f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
 
 
-def run_benchmarl(args: list[str], timeout: int = 7200) -> dict:
-    """Run ``../shared/peers/benchmarl_mappo.py`` in its own venv; parse its result block and per-iteration rows."""
+def run_benchmarl(args: list[str], timeout: int = 7200, gru_hidden: int | None = None) -> dict:
+    """Run ``../shared/peers/benchmarl_mappo.py`` in its own venv (through ``benchmarl_gru.py`` with BenchMARL's GRU model
+    when ``gru_hidden`` is set); parse its result block and per-iteration rows."""
     driver = PEERS / "benchmarl_mappo.py"
     if not driver.exists() or not Path(PEER_PYTHON).exists():
         return {"error": f"BenchMARL not available (driver {driver}, python {PEER_PYTHON}); "
                          "create it with: python3 -m venv ~/peers && ~/peers/bin/pip install torch==2.13.0 benchmarl vmas"}
-    proc = subprocess.run([PEER_PYTHON, str(driver), *args], capture_output=True, text=True, timeout=timeout)
+    if gru_hidden is not None:
+        cmd = [PEER_PYTHON, str(Path(__file__).parent / "benchmarl_gru.py"), "--gru-hidden", str(gru_hidden), *args]
+    else:
+        cmd = [PEER_PYTHON, str(driver), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, "MAPPO_TD_PEERS": str(PEERS)})
     out = proc.stdout
     if proc.returncode != 0:
         return {"error": f"BenchMARL failed (rc {proc.returncode}): {proc.stderr[-2000:]}"}

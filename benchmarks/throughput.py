@@ -6,12 +6,16 @@ Workloads (VMAS navigation, 3 agents, shared parameters, centralized critic, tan
   W1-64  CPU: W1 with 64-64 MLPs
   W2     GPU: 600 envs x 100 steps, 45 epochs, minibatch 4,096, 256-256
   W3     GPU: 4,096 envs, skrl's default update (16 rollouts, 8 epochs x 2 minibatches), 64-64
+  R1     CPU, recurrent: W1-64's collection with GRU(64) + 64-64 head for policy and critic, 4 epochs x 15 minibatches
+         of 400; mappo_td on chunks of 10 steps (the reference's) and of 100 (BenchMARL's: whole rollouts) vs
+         BenchMARL's GRU model (benchmarl_gru.py)
 Each configuration runs in its own process; frames/s counts warm iterations only (the first iteration, with any
 compilation, is dropped), median over --repeats processes. ``--scaling`` adds a table over the number of envs.
 
     python benchmarks/throughput.py --workloads W1 W1-64 --repeats 3
     python benchmarks/throughput.py --workloads W2 W3 --device cuda
     python benchmarks/throughput.py --scaling 64 256 1024 4096 --workloads W1-64
+    python benchmarks/throughput.py --workloads R1 --repeats 3
     python benchmarks/throughput.py --tiny      # a seconds-long smoke run (CI)
 """
 
@@ -33,6 +37,7 @@ WORKLOADS = {
     "W1-64": dict(n_envs=60, steps=100, epochs=45, minibatch=400, hidden=[64, 64], lr=5e-5, iters=3, gpu=False),
     "W2": dict(n_envs=600, steps=100, epochs=45, minibatch=4096, hidden=[256, 256], lr=5e-5, iters=3, gpu=True),
     "W3": dict(n_envs=4096, steps=16, epochs=8, minibatch=4096 * 16 // 2, hidden=[64, 64], lr=1e-3, iters=5, gpu=True),
+    "R1": dict(n_envs=60, steps=100, epochs=4, minibatch=400, hidden=[64, 64], lr=5e-5, iters=2, gpu=False, gru=64, chunks=[10, 100]),
 }
 
 
@@ -47,7 +52,9 @@ def worker(spec: dict) -> dict:
         "rollouts": spec["steps"], "learning_epochs": spec["epochs"], "mini_batches": max(1, frames // spec["minibatch"]),
         "lambda": 0.9, "learning_rate": spec["lr"], "grad_norm_clip": 5.0, "timesteps": spec["steps"] * (1 + spec["iters"]),
         "device": spec["device"], "progress": False, "fast": spec["fast"],
-        "env": {"num_envs": spec["n_envs"], "max_steps": 100}, "model": {"hidden_sizes": spec["hidden"], "state_dependent_std": True},
+        "env": {"num_envs": spec["n_envs"], "max_steps": 100}, "model": {"hidden_sizes": spec["hidden"], "state_dependent_std": True,
+                                                                         **({"body": "gru", "rnn_hidden_size": spec["gru"]} if spec.get("gru") else {})},
+        "data_chunk_length": spec.get("chunk", 10),
         "experiment": {"directory": tempfile.mkdtemp(), "experiment_name": "tp", "write_interval": spec["steps"], "checkpoint_interval": 0},
     })
     if spec["device"].startswith("cuda"):
@@ -78,7 +85,7 @@ def benchmarl(w: dict, device: str, repeats: int) -> dict:
     for _ in range(repeats):
         r = run_benchmarl(["--frames", str(frames * (1 + w["iters"])), "--frames-per-batch", str(frames), "--n-envs", str(w["n_envs"]),
                            "--epochs", str(w["epochs"]), "--minibatch-size", str(w["minibatch"]), "--lr", str(w["lr"]),
-                           "--hidden", *map(str, w["hidden"]), "--device", device])
+                           "--hidden", *map(str, w["hidden"]), "--device", device], gru_hidden=w.get("gru"))
         if "error" in r:
             return r
         warm = r["iters"][1:]
@@ -112,8 +119,8 @@ def main() -> None:
     cuda = args.device.startswith("cuda")
     variants = args.variants or (["plain", "compile", "cudagraphs"] if cuda else ["plain", "compile"])
     if args.tiny:
-        WORKLOADS.update({k: {**w, "n_envs": 8, "steps": 10, "epochs": 1, "minibatch": 40, "hidden": [16], "iters": 1}
-                          for k, w in WORKLOADS.items()})
+        WORKLOADS.update({k: {**w, "n_envs": 8, "steps": 10, "epochs": 1, "minibatch": 40, "hidden": [16], "iters": 1,
+                              **({"gru": 8, "chunks": [5]} if w.get("gru") else {})} for k, w in WORKLOADS.items()})
         args.repeats, args.no_peer, variants = 1, True, ["plain"]
     print("benchmark: end-to-end MAPPO training throughput on VMAS navigation (frames = env steps x envs)")
     print(f"config: {json.dumps({k: v for k, v in vars(args).items() if k != 'worker'})}")
@@ -129,15 +136,17 @@ def main() -> None:
         peer = {"error": "skipped"} if args.no_peer else benchmarl(w, args.device, args.repeats)
         sim = raw_sim(w["n_envs"], args.device)
         for v in variants:
-            spec = {**w, "device": args.device, "fast": "off" if v == "plain" else v}
-            r = measure(spec, args.repeats)
-            if "error" in r:
-                print(f"{name} {v}: failed: {r['error']}")
-                continue
-            rows.append((name, f"mappo_td {v}", r["fps"], r["fps"] / peer["fps"] if "fps" in peer else None,
-                         r["fps"] / sim["fps"] if "fps" in sim else None, r["peak_mb"], r["runs"]))
+            for chunk in w.get("chunks", [None]):
+                spec = {**w, "device": args.device, "fast": "off" if v == "plain" else v, **({"chunk": chunk} if chunk else {})}
+                label = f"mappo_td {v}" + (f" chunk {chunk}" if chunk else "")
+                r = measure(spec, args.repeats)
+                if "error" in r:
+                    print(f"{name} {label}: failed: {r['error']}")
+                    continue
+                rows.append((name, label, r["fps"], r["fps"] / peer["fps"] if "fps" in peer else None,
+                             r["fps"] / sim["fps"] if "fps" in sim else None, r["peak_mb"], r["runs"]))
         if "fps" in peer:
-            rows.append((name, "benchmarl", peer["fps"], 1.0, peer["fps"] / sim["fps"] if "fps" in sim else None, None, peer["runs"]))
+            rows.append((name, "benchmarl" + (" GRU" if w.get("gru") else ""), peer["fps"], 1.0, peer["fps"] / sim["fps"] if "fps" in sim else None, None, peer["runs"]))
         elif not args.no_peer:
             print(f"{name} benchmarl: {peer['error'][:300]}")
         if "fps" in sim:

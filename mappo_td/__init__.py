@@ -12,7 +12,8 @@ from typing import Any
 _WHERE = {
     "TrainConfig": "mappo_td.config", "make_env": "mappo_td.envs", "TensorPlan": "mappo_td.fast", "accelerate": "mappo_td.fast",
     "MAPPOKeys": "mappo_td.keys", "CentralizedCritic": "mappo_td.models", "MultiCategorical": "mappo_td.models",
-    "make_critic": "mappo_td.models", "make_policy": "mappo_td.models", "make_shared_actor_critic": "mappo_td.models",
+    "make_critic": "mappo_td.models", "GRUBody": "mappo_td.models", "make_tensordict_primer": "mappo_td.models",
+    "with_recurrent_state": "mappo_td.models", "make_policy": "mappo_td.models", "make_shared_actor_critic": "mappo_td.models",
     "broadcast_to_agents": "mappo_td.multiagent", "masked_mean": "mappo_td.multiagent", "per_agent_tensor": "mappo_td.multiagent",
     "standardize_per_agent": "mappo_td.multiagent", "MAPPOGAE": "mappo_td.objectives", "MAPPOLoss": "mappo_td.objectives",
     "RunningStandardizer": "mappo_td.objectives", "KLAdaptiveLR": "mappo_td.train", "compute_advantages": "mappo_td.train",
@@ -33,6 +34,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "MAPPOGAE",
     "CentralizedCritic",
+    "GRUBody",
     "KLAdaptiveLR",
     "MAPPOKeys",
     "MAPPOLoss",
@@ -48,8 +50,10 @@ __all__ = [
     "make_env",
     "make_policy",
     "make_shared_actor_critic",
+    "make_tensordict_primer",
     "masked_mean",
     "per_agent_tensor",
     "standardize_per_agent",
     "update_step",
+    "with_recurrent_state",
 ]

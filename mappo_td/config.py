@@ -16,14 +16,14 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mappo_td.schema import Bounds, check_fields, coerce, field_key
+from mappo_td.schema import Bounds, coerce, field_key
 from mappo_td.schema import config_field as _f
+from mappo_td.validation import BODIES, FAST_MODES, validate
 
 PerAgentValue = float | dict
 
 DEFAULT_HIDDEN_SIZES = (64, 64)  # the builders' default too
 DEFAULT_ACTIVATION = "tanh"
-FAST_MODES = ("off", "compile", "cudagraphs")
 
 
 def _per_agent(default: float, help: str, bounds: Bounds, **kw: Any) -> Any:
@@ -78,6 +78,8 @@ class MAPPOConfig:
     kl_threshold: PerAgentValue = _per_agent(0.0, "KL divergence threshold for early stopping (0: off)", _NONNEG)
     rewards_shaper: Callable | None = _f(None, "rewards shaping function: Callable(reward, timestep, timesteps) (Python API only)", cli=False)
     time_limit_bootstrap: bool = _f(False, "bootstrap at timeout termination (episode truncation)")
+    data_chunk_length: int = _f(10, "recurrent models (model.body=gru): train on chunks of this many consecutive steps; "
+                                    "must divide rollouts", min=1)
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
 
 
@@ -108,6 +110,9 @@ class ModelConfig:
     state_dependent_std: bool = _f(False, "the policy network outputs the log-std too")
     tanh_squash: bool | None = _f(None, "squash Gaussian actions into the Box bounds (default: when bounded)")
     log_std_init: float = _f(0.0, "initial log-std of Gaussian policies")
+    body: str = _f("mlp", "network body of policy and critic: 'mlp', or 'gru' (a GRU, then the MLP as head)", choices=BODIES)
+    rnn_hidden_size: int = _f(64, "GRU state size (body=gru)", min=1)
+    rnn_layers: int = _f(1, "GRU layers (body=gru)", min=1)
 
 
 @dataclass
@@ -257,41 +262,3 @@ def _build(cls: type, d: Mapping[str, Any], where: str) -> Any:
     if experiment is not None:
         kwargs["experiment"] = _build(ExperimentConfig, experiment, "experiment")
     return cls(**kwargs)
-
-
-def _check(ok: bool, msg: str) -> None:
-    if not ok:
-        raise ValueError(msg)
-
-
-def validate(cfg: TrainConfig) -> None:
-    """Reject out-of-range values with a message that says what is allowed.
-
-    Example:
-        >>> TrainConfig.from_dict({"rollouts": -1})
-        Traceback (most recent call last):
-        ...
-        ValueError: rollouts must be an integer >= 1, got -1
-    """
-    m, e = cfg.mappo, cfg.env
-    for prefix, section in (("", cfg), ("", m), ("experiment.", m.experiment), ("env.", e), ("model.", cfg.model)):
-        check_fields(section, prefix)
-    _check(m.rewards_shaper is None or callable(m.rewards_shaper), "rewards_shaper must be None or a callable(reward, timestep, timesteps)")
-    for name in ("state_preprocessor", "shared_state_preprocessor", "value_preprocessor"):
-        v = getattr(m, name)
-        _check(v in (None, "RunningStandardScaler") or (isinstance(v, type) and v.__name__ in ("RunningStandardScaler", "RunningStandardizer")),
-               f"{name} must be None or 'RunningStandardScaler', got {v!r}")
-    _check(len(cfg.model.hidden_sizes) >= 1 and all(isinstance(h, int) and h >= 1 for h in cfg.model.hidden_sizes),
-           f"model.hidden_sizes must be a non-empty list of positive integers, got {cfg.model.hidden_sizes!r}")
-    _check(math.isfinite(cfg.model.log_std_init), f"model.log_std_init must be a finite number, got {cfg.model.log_std_init!r}")
-    _check(not (cfg.model.shared_model and cfg.model.centralized_critic),
-           "model.shared_model needs model.centralized_critic=false: a shared trunk reads one input for both heads")
-    _check(cfg.frames_per_iteration >= 2, "advantages are standardized over the collected batch: env.num_envs x rollouts must be "
-                                          f">= 2 (got {e.num_envs} x {m.rollouts}); collect more frames per update.")
-    _check(cfg.frames_per_iteration // m.mini_batches >= 1,
-           f"mini_batches={m.mini_batches} is larger than the {cfg.frames_per_iteration} frames collected per update")
-    sched = m.learning_rate_scheduler
-    sched_name = sched if isinstance(sched, str) or sched is None else getattr(sched, "__name__", "")
-    _check(cfg.fast == "off" or sched_name in (None, "KLAdaptiveLR"),
-           f"fast={cfg.fast!r} keeps the learning rate on the device: use learning_rate_scheduler='KLAdaptiveLR' "
-           "(a device tensor), or fast='off' to use a torch.optim.lr_scheduler.")

@@ -14,7 +14,7 @@ import re
 import warnings
 
 import torch
-from torchrl.envs import EnvBase, RewardSum, SerialEnv, StepCounter, TransformedEnv
+from torchrl.envs import Compose, EnvBase, RewardSum, SerialEnv, StepCounter, TransformedEnv
 
 from mappo_td.config import EnvConfig
 
@@ -144,9 +144,33 @@ def make_env(cfg: EnvConfig, device: torch.device | str = "cpu", seed: int = 0, 
         env.set_seed(seed)
     else:
         raise ValueError(f"unknown backend {cfg.backend!r}; use 'vmas' or 'pettingzoo'.")
-    groups = list(group_map(env))
-    env.append_transform(RewardSum(in_keys=[(g, "reward") for g in groups], out_keys=[(g, "episode_reward") for g in groups]))
+    for t in episode_stats_transforms(env):
+        env.append_transform(t)
     return env
+
+
+def episode_stats_transforms(env: EnvBase) -> list:
+    """TorchRL's ``StepCounter`` and ``RewardSum`` (per group) where ``env`` lacks ``"step_count"`` / ``(group, "episode_reward")``."""
+    keys = env.observation_spec.keys(include_nested=True)
+    groups = [g for g in group_map(env) if (g, "episode_reward") not in keys]
+    transforms = [] if "step_count" in keys else [StepCounter()]
+    if groups:
+        transforms.append(RewardSum(in_keys=[(g, "reward") for g in groups], out_keys=[(g, "episode_reward") for g in groups]))
+    return transforms
+
+
+def with_episode_stats(env: EnvBase) -> EnvBase:
+    """``env`` with what the training statistics read: ``"step_count"`` (TorchRL's ``StepCounter``) and each group's
+    ``(group, "episode_reward")`` (``RewardSum``), added where missing; a new ``TransformedEnv``, ``env`` is not changed.
+
+    Example:
+        >>> from torchrl.envs.libs.vmas import VmasEnv
+        >>> env = with_episode_stats(VmasEnv("navigation", num_envs=2, n_agents=2))
+        >>> ("agents", "episode_reward") in env.observation_spec.keys(True), "step_count" in env.observation_spec.keys()
+        (True, True)
+    """
+    transforms = episode_stats_transforms(env)
+    return TransformedEnv(env, Compose(*transforms), auto_unwrap=True) if transforms else env
 
 
 def simulator_rng_state() -> dict:

@@ -10,13 +10,13 @@ import pytest
 BENCH = Path(__file__).parents[1] / "benchmarks"
 
 
-@pytest.mark.parametrize("script,header", [
-    ("update_step.py", r"variant\s+ms/step \(median\)"),
-    ("throughput.py", r"workload\s+variant\s+frames/s \(median\)"),
-    ("learning.py", r"peer\s+frames\s+seeds\s+final reward \(median\)"),
+@pytest.mark.parametrize("script,header,args", [
+    ("update_step.py", r"variant\s+ms/step \(median\)", []),
+    ("throughput.py", r"workload\s+variant\s+frames/s \(median\)", ["--workloads", "W1-64", "R1"]),
+    ("learning.py", r"peer\s+frames\s+seeds\s+final reward \(median\)", []),
 ])
-def test_benchmark_runs_and_prints_its_table(script, header):
-    proc = subprocess.run([sys.executable, script, "--tiny"], cwd=BENCH, capture_output=True, text=True, timeout=600)
+def test_benchmark_runs_and_prints_its_table(script, header, args):
+    proc = subprocess.run([sys.executable, script, "--tiny", *args], cwd=BENCH, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert re.search(header, out), out[-2000:]

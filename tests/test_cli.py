@@ -154,3 +154,20 @@ def test_resume_flags_need_resume(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--fork", "x"])
     assert "--fork and --overwrite-later go with --resume" in capsys.readouterr().err
+
+
+def test_recurrent_run_from_the_command_line_then_eval(tmp_path, capsys):
+    rc = main(["train", "--body", "gru", "--rnn-hidden-size", "8", "--rnn-layers", "2", "--rollouts", "8", "--data-chunk-length", "4",
+               "--timesteps", "16", "--num-envs", "4", "--hidden-sizes", "8", "--device", "cpu", "--no-progress",
+               "--directory", str(tmp_path), "--experiment-name", "gru"])
+    assert rc == 0
+    ckpt = tmp_path / "gru" / "checkpoints" / "agent_16.pt"
+    from mappo_td.train import load_checkpoint
+
+    models = load_checkpoint(ckpt)["models"]
+    assert any("cells.1.weight_hh" in k for k in models["agents/policy"]) and any("cells" in k for k in models["agents/critic"])  # 2 GRU layers
+    capsys.readouterr()
+    assert main(["eval", str(ckpt), "--episodes", "3"]) == 0
+    assert "3 episodes: mean return" in capsys.readouterr().out
+    assert main(["train", "--body", "gru", "--no-progress"]) == 2
+    assert "data_chunk_length=10 must divide rollouts=16" in capsys.readouterr().err

@@ -26,7 +26,8 @@ def test_seed_dict_verbatim_equals_typed_defaults():
     assert TrainConfig.from_dict(SEED).mappo == MAPPOConfig() == TrainConfig().mappo
     typed = dataclasses.asdict(MAPPOConfig())
     typed["lambda"] = typed.pop("lambda_")
-    assert typed.pop("experiment").pop("keep_checkpoints") == 0  # mappo_td's one addition: keep every checkpoint
+    assert typed.pop("experiment").pop("keep_checkpoints") == 0  # mappo_td's additions: keep every checkpoint,
+    assert typed.pop("data_chunk_length") == 10  # and the MAPPO paper's recurrent chunk length (used with model.body=gru)
     assert typed == {k: v for k, v in SEED.items() if k != "experiment"}
 
 
@@ -60,6 +61,15 @@ def test_per_agent_values_land_on_the_right_agents():
     ({"learing_rate": 1e-3}, r"unknown config key\(s\) \['learing_rate'\]; valid top-level keys"),
     ({"experiment": {"write_intervall": 5}}, r"unknown key\(s\) \['write_intervall'\] in 'experiment'"),
     ({"model": {"shared_model": True}}, "shared_model needs model.centralized_critic=false"),
+    ({"model": {"body": "gru"}}, r"data_chunk_length=10 must divide rollouts=16 .*use one of \[1, 2, 4, 8, 16\]"),
+    ({"model": {"body": "gru"}, "rollouts": 8, "data_chunk_length": 16}, "data_chunk_length=16 must divide rollouts=8"),
+    ({"model": {"body": "gru"}, "data_chunk_length": 8, "mini_batches": 300, "env": {"num_envs": 4}},
+     r"mini_batches=300 needs at least as many chunks .* an update has 8 \(4 envs x 2 per env\)"),
+    ({"model": {"body": "gru", "shared_model": True, "centralized_critic": False}, "data_chunk_length": 8},
+     "shared_model is not available with model.body='gru'"),
+    ({"model": {"body": "lstm"}}, "model.body must be one of"),
+    ({"model": {"rnn_hidden_size": 0}}, "rnn_hidden_size must be an integer >= 1"),
+    ({"data_chunk_length": 0}, "data_chunk_length must be an integer >= 1"),
 ])
 def test_bad_values_are_rejected_with_clear_messages(bad, match):
     with pytest.raises(ValueError, match=match):

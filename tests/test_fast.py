@@ -8,10 +8,11 @@ import pytest
 import torch
 from tensordict.nn import CudaGraphModule, TensorDictModule, TensorDictModuleBase
 from torchrl.envs.utils import ExplorationType, set_exploration_type
+from torchrl.modules import set_recurrent_mode
 
 from mappo_td import MAPPOLoss, TensorPlan, TrainConfig, accelerate, compute_advantages, make_critic, make_policy, update_step
 from mappo_td.fast import capture
-from mappo_td.train import minibatches, update
+from mappo_td.train import chunks, minibatches, update
 from mappo_td.trainer import MAPPOTrainer
 from tests.helpers import small_config
 from tests.models.test_policy import CASES, act_spec, obs_spec
@@ -42,6 +43,32 @@ def test_lean_loss_equals_tensordict_path(space, kwargs, name, share_params):
         grads.append([p.grad.clone() for p in loss.parameters() if p.grad is not None])
     for k in outs[0].keys():
         torch.testing.assert_close(outs[0][k], outs[1][k], msg=k)
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("share_params", [True, False])
+def test_lean_loss_covers_the_gru_body(share_params):
+    """The tensor plan runs GRU policy and critic too (sequence mode on chunks): same terms and gradients as the TensorDict path."""
+    t = MAPPOTrainer(small_config(rollouts=8, data_chunk_length=4, model={"body": "gru", "rnn_hidden_size": 8, "share_params": share_params}))
+    g = t.groups[0]
+    data = compute_advantages(g, t.collect())
+    batch = chunks(data.select(*t.learner.update_keys), 4)
+    lean = MAPPOLoss(g.policy, g.critic, share_params=share_params, entropy_loss_scale=0.01)
+    plain = MAPPOLoss(g.policy, g.critic, share_params=share_params, entropy_loss_scale=0.01, tensor_plan=False)
+    assert lean.uses_tensor_plan
+    outs, grads = [], []
+    with set_recurrent_mode(True):
+        for loss in (lean, plain):
+            torch.manual_seed(3)  # same rsample for the entropy estimate (tanh-squashed Gaussian)
+            out = loss(batch.clone())
+            loss.zero_grad(set_to_none=True)
+            (out["loss_objective"] + out["loss_critic"] + out["loss_entropy"]).sum().backward()
+            outs.append(out)
+            grads.append([p.grad.clone() for p in loss.parameters() if p.grad is not None])
+    for k in outs[0].keys():
+        torch.testing.assert_close(outs[0][k], outs[1][k], msg=k)
+    assert len(grads[0]) == len(grads[1]) > 0
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b)
 
@@ -90,6 +117,20 @@ def _run_steps(fast: str, n: int = 4):
 def test_compiled_update_matches_plain():
     """Same seed, same minibatches: parameters agree to 1e-5 after 4 compiled vs plain steps."""
     for a, b in zip(_run_steps("off"), _run_steps("compile")):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_compiled_recurrent_update_matches_plain():
+    """GRU policy and critic, sequence minibatches: a compiled update (acting compiled too) equals the plain one to 1e-5."""
+
+    def run(fast: str):
+        t = MAPPOTrainer(small_config(fast=fast, seed=7, rollouts=4, data_chunk_length=2, learning_epochs=1, kl_threshold=0.05,
+                                      learning_rate_scheduler="KLAdaptiveLR", model={"body": "gru", "rnn_hidden_size": 8}))
+        torch.manual_seed(11)
+        update(t.learner, t.collect())
+        return [p.detach().clone() for p in t.groups[0].optimizer.params]
+
+    for a, b in zip(run("off"), run("compile")):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
@@ -172,6 +213,20 @@ def test_captured_acting_draws_fresh_samples_on_cuda():
         a = policy(td.clone())["agents", "action"].clone()
         b = policy(td.clone())["agents", "action"].clone()
     assert not torch.equal(a, b), "a captured graph must not replay the same random numbers"
+
+
+@pytest.mark.gpu
+@cuda
+def test_recurrent_cudagraph_update_matches_plain_on_cuda():
+    def run(fast: str):
+        t = MAPPOTrainer(small_config(device="cuda", fast=fast, seed=7, rollouts=8, data_chunk_length=4, model={"body": "gru"}))
+        torch.manual_seed(11)
+        for _ in range(2):
+            update(t.learner, t.collect())
+        return [p.detach().clone() for p in t.groups[0].optimizer.params]
+
+    for a, b in zip(run("off"), run("cudagraphs")):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)
 
 
 @pytest.mark.gpu

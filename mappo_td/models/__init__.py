@@ -1,7 +1,9 @@
-"""Models: observation inputs, bodies, action distributions, the policy and critic builders."""
+"""Models: observation inputs, bodies (MLP, GRU), action distributions, the policy and critic builders."""
 
 from mappo_td.models.critic import CentralizedCritic, make_critic
 from mappo_td.models.distributions import MultiCategorical
 from mappo_td.models.policy import make_policy, make_shared_actor_critic
+from mappo_td.models.recurrent import GRUBody, make_tensordict_primer, with_recurrent_state
 
-__all__ = ["CentralizedCritic", "MultiCategorical", "make_critic", "make_policy", "make_shared_actor_critic"]
+__all__ = ["CentralizedCritic", "GRUBody", "MultiCategorical", "make_critic", "make_policy", "make_shared_actor_critic",
+           "make_tensordict_primer", "with_recurrent_state"]

@@ -21,8 +21,8 @@ from torchrl.modules import MLP, MultiAgentMLP
 
 from mappo_td.config import DEFAULT_HIDDEN_SIZES
 from mappo_td.keys import NestedKey
-from mappo_td.models.bodies import agent_mlp
 from mappo_td.models.inputs import ConcatFlat, group_spec, observation_input, observation_leaves, with_preprocessor
+from mappo_td.models.recurrent import GRUBody, body_module, gru_module
 
 
 class CentralizedCritic(nn.Module):
@@ -79,6 +79,9 @@ def make_critic(
     state_key: NestedKey | None = "state",
     observation_key: NestedKey = "observation",
     input_preprocessor: nn.Module | None = None,
+    body: str = "mlp",
+    rnn_hidden_size: int = 64,
+    rnn_layers: int = 1,
     device: torch.device | str | None = None,
 ) -> TensorDictModule | TensorDictSequential:
     """Build the value function of one agent group, writing ``(group, "state_value")``.
@@ -87,6 +90,8 @@ def make_critic(
     else the observations of every agent of every group (sorted by group name).
     Decentralized (``centralized=False``, IPPO): each agent's own observation.
     ``input_preprocessor`` (e.g. a RunningStandardizer) is applied to the flat input.
+    ``body="gru"``: a GRU (state ``(group, "rnn_state_critic")``, see :mod:`mappo_td.models.recurrent`),
+    then the MLP as head; a centralized one with shared parameters keeps one team state.
 
     Example:
         >>> from torchrl.data import Unbounded
@@ -101,8 +106,10 @@ def make_critic(
     if not centralized:
         pre, in_key, n_in = observation_input(observation_spec, group, observation_key)
         pre, in_key = with_preprocessor(pre, in_key, group, input_preprocessor, "critic_input_normalized")
-        net = agent_mlp(n_in, 1, n_agents, share_params=share_params, hidden_sizes=hidden_sizes, activation=activation)
-        critic = TensorDictSequential(*pre, TensorDictModule(net, in_keys=[in_key], out_keys=[(group, "state_value")]))
+        net = body_module(body, n_in, 1, n_agents, in_key=in_key, out_key=(group, "state_value"), state_key=(group, "rnn_state_critic"),
+                          share_params=share_params, hidden_sizes=hidden_sizes, activation=activation,
+                          rnn_hidden_size=rnn_hidden_size, rnn_layers=rnn_layers)
+        critic = TensorDictSequential(*pre, net)
     else:
         if state_key is not None and state_key in observation_spec.keys(include_nested=True):
             leaves = observation_leaves(observation_spec, state_key, root_ndim)
@@ -115,6 +122,11 @@ def make_critic(
                     in_keys.append((g, *k))
                     ndims.append(len(ev) + 1)  # + the agent dim
         n_in = sum(int(observation_spec[k].shape[root_ndim:].numel()) for k in in_keys)
+        if body == "gru":
+            gru = GRUBody(n_in, 1, n_agents, hidden_size=rnn_hidden_size, layers=rnn_layers, share_params=share_params, team_input=True,
+                          hidden_sizes=hidden_sizes, activation=activation, preprocessor=input_preprocessor, input_ndims=ndims)
+            critic = gru_module(gru, in_keys, (group, "state_value"), (group, "rnn_state_critic"))
+            return critic.to(device) if device is not None else critic
         net = CentralizedCritic(
             ndims, n_in, n_agents, share_params=share_params, hidden_sizes=hidden_sizes, activation=activation,
             preprocessor=input_preprocessor,

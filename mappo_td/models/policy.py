@@ -23,6 +23,7 @@ from mappo_td.keys import NestedKey
 from mappo_td.models.bodies import agent_mlp
 from mappo_td.models.distributions import Distribution, action_head
 from mappo_td.models.inputs import group_spec, observation_input, with_preprocessor
+from mappo_td.models.recurrent import body_module
 
 
 @dataclass
@@ -82,6 +83,9 @@ def make_policy(
     log_std_init: float = 0.0,
     observation_key: NestedKey = "observation",
     input_preprocessor: nn.Module | None = None,
+    body: str = "mlp",
+    rnn_hidden_size: int = 64,
+    rnn_layers: int = 1,
     device: torch.device | str | None = None,
 ) -> ProbabilisticActor:
     """Build a decentralized stochastic policy for one agent group.
@@ -97,6 +101,9 @@ def make_policy(
         tanh_squash: squash Gaussian samples into the Box bounds (default: when the spec is bounded).
         log_std_init: initial log-std of Gaussian policies.
         input_preprocessor: module applied to the flat observation (e.g. a RunningStandardizer).
+        body: ``"mlp"`` or ``"gru"`` (:mod:`mappo_td.models.recurrent`: GRU of ``rnn_layers`` × ``rnn_hidden_size``,
+            then the MLP as head; it also reads ``"is_init"`` and ``(group, "rnn_state")`` and writes
+            ``("next", group, "rnn_state")``).
 
     Example:
         >>> from torchrl.data import Categorical, Unbounded
@@ -109,8 +116,10 @@ def make_policy(
     """
     parts = _policy_parts(observation_spec, action_spec, group, observation_key, input_preprocessor, share_params,
                           distribution, state_dependent_std, tanh_squash, log_std_init)
-    net = agent_mlp(parts.n_in, parts.n_out, parts.n_agents, share_params=share_params, hidden_sizes=hidden_sizes, activation=activation)
-    policy = parts.actor(group, *parts.pre, TensorDictModule(net, in_keys=[parts.in_key], out_keys=[parts.net_out_key]))
+    net = body_module(body, parts.n_in, parts.n_out, parts.n_agents, in_key=parts.in_key, out_key=parts.net_out_key,
+                      state_key=(group, "rnn_state"), share_params=share_params, hidden_sizes=hidden_sizes, activation=activation,
+                      rnn_hidden_size=rnn_hidden_size, rnn_layers=rnn_layers)
+    policy = parts.actor(group, *parts.pre, net)
     return policy.to(device) if device is not None else policy
 
 

@@ -17,7 +17,8 @@ class ActingPolicy(TensorDictModuleBase):
     Random actions are stored with their log-probability under the current policy.
     ``step`` is a host counter (the environment step), so choosing costs no sync;
     each group's policy is wrapped by :func:`mappo_td.fast.accelerate` (``fast``),
-    the counter and the random/policy choice stay in Python.
+    the counter and the random/policy choice stay in Python. ``critics`` (recurrent
+    ones) run after the policies, so their hidden state advances with the episode.
 
     Example:
         >>> from mappo_td import MAPPOTrainer, TrainConfig
@@ -29,16 +30,18 @@ class ActingPolicy(TensorDictModuleBase):
     """
 
     def __init__(self, policies: dict[str, TensorDictModuleBase], action_specs: dict[str, Any], random_timesteps: int,
-                 fast: str = "off") -> None:
+                 fast: str = "off", critics: dict[str, TensorDictModuleBase] | None = None) -> None:
         super().__init__()
         self.names = list(policies)
         self.policies = nn.ModuleList(policies.values())
+        self.critics = nn.ModuleList((critics or {}).values())  # recurrent critics step along to carry their state
+        self._critic_act = [accelerate(c, fast, out_keys=c.out_keys) for c in self.critics]
         self.action_specs = action_specs
         self.random_timesteps = random_timesteps
         self.step = 0
         self._act = [accelerate(p, fast, out_keys=p.out_keys) for p in self.policies]
-        self.in_keys = sorted({k for p in self.policies for k in p.in_keys}, key=str)
-        self.out_keys = sorted({k for p in self.policies for k in p.out_keys}, key=str)
+        self.in_keys = sorted({k for p in [*self.policies, *self.critics] for k in p.in_keys}, key=str)
+        self.out_keys = sorted({k for p in [*self.policies, *self.critics] for k in p.out_keys}, key=str)
 
     def forward(self, td: TensorDictBase) -> TensorDictBase:
         random = self.step < self.random_timesteps
@@ -49,5 +52,7 @@ class ActingPolicy(TensorDictModuleBase):
                 td.set((name, "action_log_prob"), policy.get_dist(td).log_prob(action))
             else:
                 td.update(act(td.select(*policy.in_keys)), keys_to_update=policy.out_keys)
+        for critic, act in zip(self.critics, self._critic_act):
+            td.update(act(td.select(*critic.in_keys)), keys_to_update=critic.out_keys)
         self.step += 1
         return td

@@ -21,6 +21,7 @@ from mappo_td.models.bodies import activation_class
 from mappo_td.models.critic import make_critic
 from mappo_td.models.inputs import n_features
 from mappo_td.models.policy import make_policy, make_shared_actor_critic
+from mappo_td.models.recurrent import IS_INIT, recurrent_states
 from mappo_td.multiagent import all_names, per_agent_tensor, select_group
 from mappo_td.objectives.gae import MAPPOGAE
 from mappo_td.objectives.loss import MAPPOLoss
@@ -109,20 +110,22 @@ def build_group(cfg: TrainConfig, observation_spec: Composite, action_spec: Comp
     n_obs = n_features(observation_spec, name)
     pre = {"state_preprocessor": _preprocessor(cfg, "state_preprocessor", n_obs, device)}
     common = dict(share_params=mc.share_params, hidden_sizes=list(mc.hidden_sizes), activation=activation_class(mc.activation))
+    body = dict(body=mc.body, rnn_hidden_size=mc.rnn_hidden_size, rnn_layers=mc.rnn_layers)
     head = dict(distribution=mc.distribution, tanh_squash=mc.tanh_squash, log_std_init=mc.log_std_init)
     if mc.shared_model:
         op = make_shared_actor_critic(observation_spec, action_spec, name, input_preprocessor=pre["state_preprocessor"], **common, **head)
         policy, critic = op.get_policy_operator(), op.get_value_operator()
     else:
         policy = make_policy(observation_spec, action_spec, name, state_dependent_std=mc.state_dependent_std,
-                             input_preprocessor=pre["state_preprocessor"], **common, **head)
-        critic = make_critic(observation_spec, name, centralized=mc.centralized_critic, **common)
+                             input_preprocessor=pre["state_preprocessor"], **common, **head, **body)
+        critic = make_critic(observation_spec, name, centralized=mc.centralized_critic, **common, **body)
         root = len(observation_spec.shape)
-        n_critic = sum(int(observation_spec[k].shape[root:].numel()) for k in critic.in_keys) if mc.centralized_critic else n_obs
+        inputs = [k for k in critic.in_keys if k != IS_INIT and k not in recurrent_states(critic)]
+        n_critic = sum(int(observation_spec[k].shape[root:].numel()) for k in inputs) if mc.centralized_critic else n_obs
         pre["shared_state_preprocessor"] = _preprocessor(cfg, "shared_state_preprocessor", n_critic, device)
         if pre["shared_state_preprocessor"] is not None:
             critic = make_critic(observation_spec, name, centralized=mc.centralized_critic,
-                                 input_preprocessor=pre["shared_state_preprocessor"], **common)
+                                 input_preprocessor=pre["shared_state_preprocessor"], **common, **body)
     policy, critic = policy.to(device), critic.to(device)
     pre["value_preprocessor"] = _preprocessor(cfg, "value_preprocessor", 1, device)
     pre = {k: v for k, v in pre.items() if v is not None}

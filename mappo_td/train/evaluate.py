@@ -8,6 +8,7 @@ from tensordict.nn import InteractionType, TensorDictSequential, set_interaction
 from torchrl.envs import EnvBase
 
 from mappo_td.envs import make_env
+from mappo_td.models.recurrent import with_recurrent_state
 from mappo_td.train.learner import Learner
 from mappo_td.train.stats import episode_returns
 
@@ -37,6 +38,7 @@ def evaluate(learner: Learner, episodes: int = 10, render: str | None = None, en
     if env is None:
         env = learner.env if reuse else make_env(cfg.env, learner.device, cfg.seed + 1, num_envs=min(episodes, cfg.env.num_envs))
     policy = TensorDictSequential(*[g.policy for g in learner.groups])
+    env = with_recurrent_state(env, policy)  # recurrent policies: InitTracker + their state (no-op otherwise)
     returns: list[torch.Tensor] = []
     frames: list = []
 

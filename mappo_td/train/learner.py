@@ -18,9 +18,10 @@ from torchrl.envs import EnvBase
 
 from mappo_td.config import TrainConfig
 from mappo_td.envs import group_map as env_group_map
-from mappo_td.envs import make_env, resolve_device
+from mappo_td.envs import make_env, resolve_device, with_episode_stats
 from mappo_td.fast import accelerate
 from mappo_td.keys import NestedKey
+from mappo_td.models.recurrent import recurrent_states, with_recurrent_state
 from mappo_td.train.acting import ActingPolicy
 from mappo_td.train.build import Group, build_groups
 from mappo_td.train.data import update_keys
@@ -77,11 +78,13 @@ def build_learner(cfg: TrainConfig, env: EnvBase | None = None) -> Learner:
     device = check_device(cfg)
     torch.manual_seed(cfg.seed)
     user_env = env is not None
-    env = env if user_env else make_env(cfg.env, device, cfg.seed)
+    env = with_episode_stats(env) if user_env else make_env(cfg.env, device, cfg.seed)
     gmap = env_group_map(env)
     groups = build_groups(cfg, env.observation_spec, env.full_action_spec, gmap, device)
+    env = with_recurrent_state(env, *[m for g in groups for m in (g.policy, g.critic)])  # InitTracker + primer (body=gru)
     acting = ActingPolicy({g.name: g.policy for g in groups}, {g.name: env.full_action_spec[g.name, "action"] for g in groups},
-                          cfg.mappo.random_timesteps, fast=cfg.fast)
+                          cfg.mappo.random_timesteps, fast=cfg.fast,
+                          critics={g.name: g.critic for g in groups if recurrent_states(g.critic)})
     collector = Collector(env, acting, frames_per_batch=cfg.frames_per_iteration, total_frames=-1, device=device,
                           auto_register_policy_transforms=False, trust_policy=True)
     checked = finite_keys(env, gmap)

@@ -14,9 +14,10 @@ from typing import Any
 
 import torch
 from tensordict import TensorDictBase
+from torchrl.modules import set_recurrent_mode
 
 from mappo_td.train.checkpoint import prune_checkpoints, restart_episodes, save_learner
-from mappo_td.train.data import minibatches
+from mappo_td.train.data import chunks, minibatches
 from mappo_td.train.learner import Learner
 from mappo_td.train.logging import RunLogger, progress_bar
 from mappo_td.train.step import compute_advantages
@@ -65,6 +66,9 @@ def shape_rewards(learner: Learner, data: TensorDictBase) -> None:
 def update(learner: Learner, data: TensorDictBase) -> None:
     """Advantages for ``data``, then ``learning_epochs`` × ``mini_batches`` gradient steps of every group.
 
+    With ``model.body="gru"`` minibatches are whole chunks of ``data_chunk_length`` steps
+    (:func:`~mappo_td.train.data.chunks`), run in TorchRL's recurrent (sequence) mode.
+
     Example:
         >>> from mappo_td import TrainConfig
         >>> from mappo_td.train import build_learner
@@ -75,17 +79,20 @@ def update(learner: Learner, data: TensorDictBase) -> None:
     m = learner.cfg.mappo
     for g in learner.groups:
         compute_advantages(g, data)
-    flat = learner.last_batch = data.select(*learner.update_keys).reshape(-1)
-    for _ in range(m.learning_epochs):
-        for mask in learner.keep_updating.values():
-            mask.fill_(True)  # in place: a captured step holds on to this very tensor
-        for batch in minibatches(flat, m.mini_batches):
-            for g in learner.groups:
-                mask = learner.keep_updating.get(g.name)
-                step = learner.step_fns[g.name]
-                learner.stats.add_terms(g.name, step(batch) if mask is None else step(batch, mask))
-            learner.updates += 1
-            learner.stats.count_update()
+    recurrent = learner.cfg.model.body == "gru"  # whole chunks of consecutive steps, networks in sequence mode
+    selected = data.select(*learner.update_keys)
+    flat = learner.last_batch = chunks(selected, m.data_chunk_length) if recurrent else selected.reshape(-1)
+    with set_recurrent_mode(recurrent):
+        for _ in range(m.learning_epochs):
+            for mask in learner.keep_updating.values():
+                mask.fill_(True)  # in place: a captured step holds on to this very tensor
+            for batch in minibatches(flat, m.mini_batches):
+                for g in learner.groups:
+                    mask = learner.keep_updating.get(g.name)
+                    step = learner.step_fns[g.name]
+                    learner.stats.add_terms(g.name, step(batch) if mask is None else step(batch, mask))
+                learner.updates += 1
+                learner.stats.count_update()
     learner.stats.check_params(learner.groups, learner.timestep)
 
 

@@ -12,6 +12,7 @@ from contextlib import nullcontext
 
 import torch
 from tensordict import TensorDictBase
+from torchrl.modules import set_recurrent_mode
 
 from mappo_td.train.build import Group
 from mappo_td.train.optim import KLAdaptiveLR
@@ -42,13 +43,14 @@ def compute_advantages(group: Group, data: TensorDictBase) -> TensorDictBase:
     pre, keys = group.preprocessors, group.loss.tensor_keys
     # Each standardizer merges this batch once, in its own pass (with a shared model the critic's trunk
     # holds the state preprocessor too: the critic pass must not count the observations again).
-    if "state_preprocessor" in pre:
-        with _updating(pre["state_preprocessor"]):
-            group.policy.get_dist(data.select(*group.policy.in_keys, strict=False))
-    with _updating(pre.get("shared_state_preprocessor")):
-        group.critic(data)
+    with set_recurrent_mode(True):  # recurrent bodies run along each env's rollout (MLPs do not care)
+        if "state_preprocessor" in pre:
+            with _updating(pre["state_preprocessor"]):
+                group.policy.get_dist(data.select(*group.policy.in_keys, strict=False))
+        with _updating(pre.get("shared_state_preprocessor")):
+            group.critic(data)
     nxt = data.get("next")
-    group.critic(nxt)
+    group.critic(nxt)  # step mode: V(s'_t) from the state after step t (("next", group, state)), one step each
     vp = pre.get("value_preprocessor")
     if vp is not None:
         for td in (data, nxt):

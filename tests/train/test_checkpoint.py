@@ -68,6 +68,21 @@ def test_resume_is_exact(store_separately):
             torch.testing.assert_close(p[k], q[k], rtol=0, atol=0, msg=k)
 
 
+def test_recurrent_resume_is_exact():
+    """GRU policy and critic: hidden states restart with the episodes at a checkpoint, in the full run and on resume."""
+    rec = dict(rollouts=8, data_chunk_length=4, model={"body": "gru", "rnn_hidden_size": 8}, env={"num_envs": 4, "max_steps": 6})
+    exp = {"checkpoint_interval": 16}
+    full = MAPPOTrainer(small_config(timesteps=32, experiment=exp, **rec, **FULL))
+    full.train()
+    first = MAPPOTrainer(small_config(timesteps=16, experiment=exp, **rec, **FULL))
+    first.train()
+    resumed = MAPPOTrainer.from_checkpoint(Path(first.run_dir) / "checkpoints", {"timesteps": 32})
+    resumed.train()
+    models = full.state_dict()["models"]
+    assert any("cells" in k for k in models["agents/policy"])
+    assert_same(models, resumed.state_dict()["models"])
+
+
 def test_bad_checkpoints_are_refused_clearly(tmp_path):
     t = MAPPOTrainer(small_config())
     good = t.save(tmp_path / "agent_0.pt")

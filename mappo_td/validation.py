@@ -1,0 +1,69 @@
+"""Checks of a whole configuration: field ranges (from the fields' metadata) and the combinations that cannot work.
+
+Called by :class:`~mappo_td.TrainConfig` on construction, so a bad value is reported before anything is built.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from mappo_td.schema import check_fields
+
+if TYPE_CHECKING:
+    from mappo_td.config import TrainConfig
+
+FAST_MODES = ("off", "compile", "cudagraphs")
+BODIES = ("mlp", "gru")
+
+
+def _check(ok: bool, msg: str) -> None:
+    if not ok:
+        raise ValueError(msg)
+
+
+def _check_chunks(cfg: TrainConfig) -> None:
+    m, n = cfg.mappo, cfg.mappo.data_chunk_length
+    divisors = [d for d in range(1, m.rollouts + 1) if m.rollouts % d == 0]
+    _check(m.rollouts % n == 0, f"data_chunk_length={n} must divide rollouts={m.rollouts} (recurrent training cuts each env's "
+                                f"rollout into whole chunks, no padding); use one of {divisors}, or rollouts a multiple of {n}.")
+    chunks = cfg.env.num_envs * m.rollouts // n
+    _check(chunks >= m.mini_batches, f"mini_batches={m.mini_batches} needs at least as many chunks of data_chunk_length={n} steps; "
+                                     f"an update has {chunks} ({cfg.env.num_envs} envs x {m.rollouts // n} per env).")
+    _check(not cfg.model.shared_model, "model.shared_model is not available with model.body='gru'; use separate policy and critic.")
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Reject out-of-range values with a message that says what is allowed.
+
+    Example:
+        >>> from mappo_td import TrainConfig
+        >>> TrainConfig.from_dict({"rollouts": -1})
+        Traceback (most recent call last):
+        ...
+        ValueError: rollouts must be an integer >= 1, got -1
+    """
+    m, e = cfg.mappo, cfg.env
+    for prefix, section in (("", cfg), ("", m), ("experiment.", m.experiment), ("env.", e), ("model.", cfg.model)):
+        check_fields(section, prefix)
+    _check(m.rewards_shaper is None or callable(m.rewards_shaper), "rewards_shaper must be None or a callable(reward, timestep, timesteps)")
+    for name in ("state_preprocessor", "shared_state_preprocessor", "value_preprocessor"):
+        v = getattr(m, name)
+        _check(v in (None, "RunningStandardScaler") or (isinstance(v, type) and v.__name__ in ("RunningStandardScaler", "RunningStandardizer")),
+               f"{name} must be None or 'RunningStandardScaler', got {v!r}")
+    _check(len(cfg.model.hidden_sizes) >= 1 and all(isinstance(h, int) and h >= 1 for h in cfg.model.hidden_sizes),
+           f"model.hidden_sizes must be a non-empty list of positive integers, got {cfg.model.hidden_sizes!r}")
+    _check(math.isfinite(cfg.model.log_std_init), f"model.log_std_init must be a finite number, got {cfg.model.log_std_init!r}")
+    _check(not (cfg.model.shared_model and cfg.model.centralized_critic),
+           "model.shared_model needs model.centralized_critic=false: a shared trunk reads one input for both heads")
+    if cfg.model.body == "gru":
+        _check_chunks(cfg)
+    _check(cfg.frames_per_iteration >= 2, "advantages are standardized over the collected batch: env.num_envs x rollouts must be "
+                                          f">= 2 (got {e.num_envs} x {m.rollouts}); collect more frames per update.")
+    _check(cfg.frames_per_iteration // m.mini_batches >= 1,
+           f"mini_batches={m.mini_batches} is larger than the {cfg.frames_per_iteration} frames collected per update")
+    sched = m.learning_rate_scheduler
+    sched_name = sched if isinstance(sched, str) or sched is None else getattr(sched, "__name__", "")
+    _check(cfg.fast == "off" or sched_name in (None, "KLAdaptiveLR"),
+           f"fast={cfg.fast!r} keeps the learning rate on the device: use learning_rate_scheduler='KLAdaptiveLR' "
+           "(a device tensor), or fast='off' to use a torch.optim.lr_scheduler.")
