@@ -7,6 +7,11 @@ episode reward and wall time of each (median over seeds) and writes a PNG of rew
 
     python benchmarks/learning.py --frames 60000 --seeds 0 1 2
     python benchmarks/learning.py --frames 600000 --seeds 0 --plot benchmarks/learning_600k.png
+
+``--gru 64``: the recurrent configuration: GRU(64) then the MLP as head, for policy and critic, in both
+(BenchMARL's own ``GruConfig``, through ``benchmarl_gru.py``); mappo_td trains on chunks of ``--chunk`` steps.
+
+    python benchmarks/learning.py --gru 64 --hidden 64 64 --epochs 4 --frames 60000 --seeds 0 1
 """
 
 from __future__ import annotations
@@ -35,7 +40,9 @@ def mappo_td_config(args: argparse.Namespace, seed: int, directory: str) -> Trai
         "env": {"num_envs": args.n_envs, "max_steps": 100, "scenario_kwargs": {
             "n_agents": 3, "collisions": True, "agents_with_same_goal": 1, "split_goals": False, "observe_all_goals": False,
             "shared_rew": False, "lidar_range": 0.35, "agent_radius": 0.1}},
-        "model": {"hidden_sizes": args.hidden, "state_dependent_std": True},
+        "model": {"hidden_sizes": args.hidden, "state_dependent_std": True,
+                  **({"body": "gru", "rnn_hidden_size": args.gru} if args.gru else {})},
+        "data_chunk_length": args.chunk,
         "experiment": {"directory": directory, "experiment_name": f"seed{seed}", "write_interval": rollouts, "checkpoint_interval": 0},
     })
 
@@ -54,7 +61,7 @@ def run_mappo_td(args: argparse.Namespace, seed: int) -> dict:
 def run_peer(args: argparse.Namespace, seed: int) -> dict:
     res = run_benchmarl(["--frames", str(args.frames), "--frames-per-batch", str(args.frames_per_batch), "--n-envs", str(args.n_envs),
                          "--epochs", str(args.epochs), "--minibatch-size", str(args.minibatch_size), "--lr", str(args.lr),
-                         "--hidden", *map(str, args.hidden), "--device", args.device, "--seed", str(seed)])
+                         "--hidden", *map(str, args.hidden), "--device", args.device, "--seed", str(seed)], gru_hidden=args.gru)
     if "error" in res:
         return res
     curve = [((r["iter"] + 1) * args.frames_per_batch, r["reward"]) for r in res["iters"]]
@@ -70,6 +77,8 @@ def main() -> None:
     p.add_argument("--minibatch-size", type=int, default=400)
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
+    p.add_argument("--gru", type=int, default=None, help="GRU hidden size: the recurrent configuration (default: MLPs)")
+    p.add_argument("--chunk", type=int, default=10, help="mappo_td's data_chunk_length with --gru")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--no-peer", action="store_true", help="skip BenchMARL")
@@ -79,9 +88,10 @@ def main() -> None:
     args = p.parse_args()
     if args.tiny:
         args.frames, args.frames_per_batch, args.n_envs, args.epochs, args.minibatch_size, args.hidden = 160, 80, 8, 1, 40, [16]
+        args.gru, args.chunk = (8, 5) if args.gru else (None, args.chunk)
         args.no_peer, args.seeds = True, [0]
 
-    print("benchmark: learning curve, VMAS navigation (3 agents), mappo_td vs BenchMARL MAPPO")
+    print(f"benchmark: learning curve, VMAS navigation (3 agents), mappo_td vs BenchMARL MAPPO{' (GRU)' if args.gru else ''}")
     print(f"config: {json.dumps({k: v for k, v in vars(args).items() if k not in ('plot', 'json')})}")
     print(f"device: {device_name(args.device)}")
     print(f"mappo_td: {versions()}")
@@ -123,7 +133,7 @@ def main() -> None:
                 ax.plot(xs, ys, color=color, alpha=0.9 if i == 0 else 0.4, label=name if i == 0 else None)
         ax.set_xlabel("frames")
         ax.set_ylabel("mean episode reward")
-        ax.set_title(f"VMAS navigation, {args.frames:,} frames, BenchMARL's MAPPO settings\n{device_name(args.device)}", fontsize=10)
+        ax.set_title(f"VMAS navigation, {args.frames:,} frames, BenchMARL's MAPPO settings{', GRU' if args.gru else ''}\n{device_name(args.device)}", fontsize=10)
         ax.legend()
         fig.tight_layout()
         fig.savefig(args.plot, dpi=120)

@@ -14,6 +14,8 @@ BENCH = Path(__file__).parents[1] / "benchmarks"
     ("update_step.py", r"variant\s+ms/step \(median\)", []),
     ("throughput.py", r"workload\s+variant\s+frames/s \(median\)", ["--workloads", "W1-64", "R1"]),
     ("learning.py", r"peer\s+frames\s+seeds\s+final reward \(median\)", []),
+    ("learning.py", r"peer\s+frames\s+seeds\s+final reward \(median\)", ["--gru", "8"]),
+    ("gru_cell.py", r"variant\s+mode\s+ms/step \(median\)", []),
 ])
 def test_benchmark_runs_and_prints_its_table(script, header, args):
     proc = subprocess.run([sys.executable, script, "--tiny", *args], cwd=BENCH, capture_output=True, text=True, timeout=600)

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import torch
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
+from torchrl.modules import set_recurrent_mode
 from torchrl.objectives.value import ValueEstimatorBase
 from torchrl.objectives.value.functional import generalized_advantage_estimate
 
@@ -46,7 +47,9 @@ class MAPPOGAE(KeyContract, ValueEstimatorBase):
 
     Signals are looked up per agent first (``("next", group, name)``), then at the
     root (team-shared). A missing ``truncated`` is ``done & ~terminated``. When
-    ``value_network`` is given, both values are computed with it (no grad).
+    ``value_network`` is given, both values are computed with it (no grad); a recurrent
+    one (:mod:`mappo_td.models.recurrent`) runs in sequence mode over the rollout and in
+    step mode on ``("next", ...)`` with the state stored there.
 
     Args:
         group: the agent group.
@@ -103,8 +106,10 @@ class MAPPOGAE(KeyContract, ValueEstimatorBase):
     def _compute(self, td: TensorDictBase) -> tuple[torch.Tensor, torch.Tensor]:
         keys = self.tensor_keys
         if self.value_network is not None:
-            self.value_network(td)
-            self.value_network(td.get("next"))
+            with set_recurrent_mode(True):  # a recurrent critic runs along time (the last batch dim) from the first state
+                self.value_network(td)
+            with set_recurrent_mode(False):  # V(s'_t): one step from the state after step t, ("next", ...)
+                self.value_network(td.get("next"))
         nxt = td.get("next")
         value, next_value = td.get(keys.value, None), nxt.get(keys.value, None)
         if value is None or next_value is None:

@@ -8,6 +8,7 @@ from torchrl.modules import set_recurrent_mode
 from mappo_td import GRUBody, make_critic, make_policy, make_tensordict_primer, with_recurrent_state
 from mappo_td.config import EnvConfig
 from mappo_td.envs import make_env
+from mappo_td.models.recurrent import AgentGRUCell
 
 
 def step_by_step(body: GRUBody, x: torch.Tensor, is_init: torch.Tensor, h0: torch.Tensor, t_dim: int):
@@ -90,3 +91,22 @@ def test_primer_shapes_and_errors():
     assert with_recurrent_state(env, mlp) is env
     with pytest.raises(ValueError, match="unknown body 'lstm'"):
         make_policy(env.observation_spec, env.full_action_spec, body="lstm")
+
+
+def test_agent_gru_cell_equals_one_torch_gru_cell_per_agent():
+    torch.manual_seed(0)
+    cell = AgentGRUCell(5, 7, n_agents=3)
+    x, h = torch.randn(4, 3, 5), torch.randn(4, 3, 7)
+    out = cell(x, h)
+    for i in range(3):
+        ref = torch.nn.GRUCell(5, 7)
+        with torch.no_grad():
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(ref, name).copy_(getattr(cell, name)[i])
+        torch.testing.assert_close(out[:, i], ref(x[:, i], h[:, i]), rtol=0, atol=1e-6)
+
+
+def test_separate_parameters_are_stacked_per_agent():
+    """Per-agent optimization (GroupOptimizer with share_params=False) needs every parameter as [n_agents, ...]."""
+    body = GRUBody(4, 2, 3, hidden_size=8, layers=2, share_params=False)
+    assert all(p.shape[0] == 3 for p in body.parameters())
