@@ -109,6 +109,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--variants", nargs="+", default=None, help="plain compile cudagraphs (default: plain compile, + cudagraphs on CUDA)")
     p.add_argument("--no-peer", action="store_true")
+    p.add_argument("--chunks", type=int, nargs="+", default=None, help="recurrent workloads: data_chunk_length values to run")
     p.add_argument("--scaling", type=int, nargs="*", default=None, help="numbers of envs for the scaling table")
     p.add_argument("--tiny", action="store_true", help="seconds-long smoke run")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -136,7 +137,7 @@ def main() -> None:
         peer = {"error": "skipped"} if args.no_peer else benchmarl(w, args.device, args.repeats)
         sim = raw_sim(w["n_envs"], args.device)
         for v in variants:
-            for chunk in w.get("chunks", [None]):
+            for chunk in (args.chunks or w["chunks"]) if w.get("gru") else [None]:
                 spec = {**w, "device": args.device, "fast": "off" if v == "plain" else v, **({"chunk": chunk} if chunk else {})}
                 label = f"mappo_td {v}" + (f" chunk {chunk}" if chunk else "")
                 r = measure(spec, args.repeats)

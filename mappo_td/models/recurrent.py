@@ -161,11 +161,17 @@ class GRUBody(nn.Module):
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(input(s), is_init, state)`` -> ``(output, next state)`` in step mode, or over the sequence in recurrent mode."""
         *xs, is_init, h = inputs
+        if h.shape[-3:] != self.state_shape:
+            raise ValueError(f"the recurrent state has shape {tuple(h.shape)}; it must end in {tuple(self.state_shape)} "
+                             "([n_agents, layers, hidden_size]): build the env's primer from this model (make_tensordict_primer).")
         x = self.preprocessor(self.concat(*xs) if self.concat is not None else xs[0])
         if not recurrent_mode():
             y, h = self._step(x, is_init, h)
             return self._out(y), h
         t_dim = h.ndim - 4  # h is [*B, T, n, L, H]
+        if t_dim < 1:
+            raise ValueError(f"sequence mode (set_recurrent_mode(True)) needs a time dim: the state is [*B, T, n_agents, layers, H], "
+                             f"got {tuple(h.shape)}; run single steps outside set_recurrent_mode(True).")
         state = h.select(t_dim, 0)
         ys, hs = [], []
         for x_t, init_t in zip(x.unbind(t_dim), is_init.unbind(t_dim)):

@@ -110,3 +110,12 @@ def test_separate_parameters_are_stacked_per_agent():
     """Per-agent optimization (GroupOptimizer with share_params=False) needs every parameter as [n_agents, ...]."""
     body = GRUBody(4, 2, 3, hidden_size=8, layers=2, share_params=False)
     assert all(p.shape[0] == 3 for p in body.parameters())
+
+
+def test_bad_states_and_a_missing_time_dim_are_clear_errors():
+    body = GRUBody(4, 2, 3, hidden_size=8)
+    first = torch.ones(5, 1, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r"must end in \(3, 1, 8\)"):
+        body(torch.zeros(5, 3, 4), first, torch.zeros(5, 3, 1, 16))
+    with set_recurrent_mode(True), pytest.raises(ValueError, match="needs a time dim"):
+        body(torch.zeros(5, 3, 4), first, torch.zeros(5, 3, 1, 8))

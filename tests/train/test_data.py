@@ -79,3 +79,16 @@ def test_a_chunk_starts_from_the_hidden_state_stored_at_collection():
     with set_recurrent_mode(True):
         replay = group.critic(parts.exclude(("agents", "state_value")))
     torch.testing.assert_close(replay["agents", "state_value"], chunks(data, 4)["agents", "state_value"], rtol=0, atol=1e-5)
+
+
+def test_recurrent_next_state_values_use_the_state_after_the_step():
+    """V(s'_t) for GAE: one step of the critic from ("next", state) — where no episode restarts at t+1 it is
+    exactly V(s_{t+1}) of the sequence pass (same observation, same state)."""
+    trainer = MAPPOTrainer(small_config(rollouts=12, data_chunk_length=4, env={"num_envs": 4, "max_steps": 5},
+                                        model={"body": "gru", "rnn_hidden_size": 8}))
+    data = compute_advantages(trainer.groups[0], collect(trainer.learner))
+    v, v_next = data["agents", "state_value"], data["next", "agents", "state_value"]
+    same = ~data["is_init"][:, 1:, 0]  # t+1 continues the episode of t
+    assert same.any() and (~same).any()
+    torch.testing.assert_close(v_next[:, :-1][same], v[:, 1:][same], rtol=0, atol=1e-5)
+    assert (v_next[:, :-1][~same] - v[:, 1:][~same]).abs().max() > 1e-4  # at a restart s'_t is the last state, not the new first
