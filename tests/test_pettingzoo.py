@@ -63,3 +63,21 @@ def test_pettingzoo_tasks_do_not_get_the_vmas_default_kwargs():
     cfg = small_config(env={"backend": "pettingzoo", "scenario": "simple_spread_v3", "num_envs": 2, "continuous_actions": False})
     assert cfg.env.scenario_kwargs is None
     assert MAPPOTrainer(cfg).group_map == {"agent": ["agent_0", "agent_1", "agent_2"]}
+
+
+def test_recurrent_policies_on_two_pettingzoo_groups():
+    """Regression: the state primer could not pick between PettingZoo's root and per-group reset keys."""
+    cfg = small_config(timesteps=16, rollouts=8, data_chunk_length=4,
+                       env={"backend": "pettingzoo", "scenario": "simple_adversary_v3", "num_envs": 2, "max_steps": 5,
+                            "continuous_actions": False, "scenario_kwargs": {}},
+                       model={"body": "gru", "rnn_hidden_size": 8})
+    t = MAPPOTrainer(cfg)
+    data = t.collect()
+    init = data["is_init"][:, 1:, 0]
+    assert init.any()  # 5-step episodes restart inside the 8-step rollout
+    for g in ("adversary", "agent"):
+        h, h_next = data[g, "rnn_state"], data["next", g, "rnn_state"]
+        torch.testing.assert_close(h[:, 1:][~init], h_next[:, :-1][~init], rtol=0, atol=0)
+        assert h[:, 1:][init].abs().max() == 0
+    t.train()
+    assert t.evaluate(2)["episodes"] == 2.0

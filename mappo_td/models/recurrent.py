@@ -212,8 +212,11 @@ def recurrent_states(*modules: nn.Module) -> dict[tuple[str, ...], torch.Size]:
     return out
 
 
-def make_tensordict_primer(*modules: nn.Module, batch_size: Sequence[int] = ()) -> TensorDictPrimer:
+def make_tensordict_primer(*modules: nn.Module, batch_size: Sequence[int] = (), reset_key: NestedKey | None = None) -> TensorDictPrimer:
     """A TorchRL ``TensorDictPrimer`` giving every recurrent state of ``modules`` zeros at reset, for envs of ``batch_size``.
+
+    ``reset_key``: which of the env's reset keys marks a reset (needed when it has several, e.g. PettingZoo's
+    root and per-group ``"_reset"``: the root one).
 
     Example:
         >>> m = gru_module(GRUBody(4, 2, 3, hidden_size=8), "x", "y", ("agents", "rnn_state"))
@@ -223,11 +226,11 @@ def make_tensordict_primer(*modules: nn.Module, batch_size: Sequence[int] = ()) 
     states = recurrent_states(*modules)
     if not states:
         raise ValueError("no recurrent state in the given modules: only GRU bodies (body='gru') need a primer.")
-    return _primer(states, tuple(batch_size))
+    return _primer(states, tuple(batch_size), reset_key)
 
 
-def _primer(states: dict[tuple[str, ...], torch.Size], bs: tuple[int, ...]) -> TensorDictPrimer:
-    return TensorDictPrimer(Composite({k: Unbounded(shape=(*bs, *s)) for k, s in states.items()}, shape=bs))
+def _primer(states: dict[tuple[str, ...], torch.Size], bs: tuple[int, ...], reset_key: NestedKey | None = None) -> TensorDictPrimer:
+    return TensorDictPrimer(Composite({k: Unbounded(shape=(*bs, *s)) for k, s in states.items()}, shape=bs), reset_key=reset_key)
 
 
 def with_recurrent_state(env: EnvBase, *modules: nn.Module) -> EnvBase:
@@ -250,7 +253,8 @@ def with_recurrent_state(env: EnvBase, *modules: nn.Module) -> EnvBase:
     transforms = [] if IS_INIT in env.observation_spec.keys() else [InitTracker()]
     missing = {k: s for k, s in states.items() if k not in env.observation_spec.keys(include_nested=True)}
     if missing:
-        transforms.append(_primer(missing, tuple(env.batch_size)))
+        root = "_reset" if "_reset" in env.reset_keys else None  # several reset keys (PettingZoo): the env-wide one
+        transforms.append(_primer(missing, tuple(env.batch_size), root if len(env.reset_keys) > 1 else None))
     return TransformedEnv(env, Compose(*transforms), auto_unwrap=True) if transforms else env  # a new env (inner transforms cloned)
 
 
