@@ -150,7 +150,15 @@ def make_env(cfg: EnvConfig, device: torch.device | str = "cpu", seed: int = 0, 
 
 
 def episode_stats_transforms(env: EnvBase) -> list:
-    """TorchRL's ``StepCounter`` and ``RewardSum`` (per group) where ``env`` lacks ``"step_count"`` / ``(group, "episode_reward")``."""
+    """TorchRL's ``StepCounter`` and ``RewardSum`` (per group) where ``env`` lacks ``"step_count"`` / ``(group, "episode_reward")``.
+
+    Example:
+        >>> from torchrl.envs.libs.vmas import VmasEnv
+        >>> [type(t).__name__ for t in episode_stats_transforms(VmasEnv("navigation", num_envs=2, n_agents=2))]
+        ['StepCounter', 'RewardSum']
+        >>> episode_stats_transforms(make_env(EnvConfig(num_envs=2)))
+        []
+    """
     keys = env.observation_spec.keys(include_nested=True)
     groups = [g for g in group_map(env) if (g, "episode_reward") not in keys]
     transforms = [] if "step_count" in keys else [StepCounter()]
