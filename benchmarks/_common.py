@@ -12,6 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = Path(os.environ.get("MAPPO_TD_PEERS", ROOT.parent / "shared" / "peers"))
 PEER_PYTHON = os.environ.get("MAPPO_TD_PEER_PYTHON", str(Path.home() / "peers" / "bin" / "python"))
+# MAPPO_TD_PEER_PYTHONPATH: the PYTHONPATH of the peer interpreter (set by gpu_suite.sh for BenchMARL's wheel target)
 
 
 def versions() -> str:
@@ -45,7 +46,10 @@ def run_benchmarl(args: list[str], timeout: int = 7200, gru_hidden: int | None =
         cmd = [PEER_PYTHON, str(Path(__file__).parent / "benchmarl_gru.py"), "--gru-hidden", str(gru_hidden), *args]
     else:
         cmd = [PEER_PYTHON, str(driver), *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, "MAPPO_TD_PEERS": str(PEERS)})
+    env = {**os.environ, "MAPPO_TD_PEERS": str(PEERS)}
+    if os.environ.get("MAPPO_TD_PEER_PYTHONPATH"):  # a GPU machine: BenchMARL's wheels in their own target (gpu_suite.sh)
+        env["PYTHONPATH"] = os.environ["MAPPO_TD_PEER_PYTHONPATH"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     out = proc.stdout
     if proc.returncode != 0:
         return {"error": f"BenchMARL failed (rc {proc.returncode}): {proc.stderr[-2000:]}"}
