@@ -76,7 +76,10 @@ def capture(fn: Callable, *, warmup: int = 3, out_keys: Sequence[Any] | None = N
     """Wrap ``fn`` in tensordict's ``CudaGraphModule`` (captured after ``warmup`` calls on CUDA; a pass-through on CPU).
 
     Its rules: static shapes, no branching on tensor values, tensors read by ``fn``
-    that are not arguments must be updated in place (as the KL early-stop mask is).
+    that are not arguments must be updated in place (as the learning rate is), and
+    arguments are copied in (cloned in the CPU form): a change ``fn`` makes to an
+    argument does not reach the caller, so return it (as the KL early-stop mask is,
+    :func:`~mappo_td.train.step.masked_update_step`).
 
     Example:
         >>> import warnings

@@ -10,9 +10,9 @@ from tensordict.nn import CudaGraphModule, TensorDictModule, TensorDictModuleBas
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.modules import set_recurrent_mode
 
-from mappo_td import MAPPOLoss, TensorPlan, TrainConfig, accelerate, compute_advantages, make_critic, make_policy, update_step
+from mappo_td import MAPPOLoss, TensorPlan, TrainConfig, accelerate, compute_advantages, make_critic, make_policy
 from mappo_td.fast import capture
-from mappo_td.train import chunks, minibatches, update
+from mappo_td.train import chunks, masked_update_step, minibatches, update
 from mappo_td.trainer import MAPPOTrainer
 from tests.helpers import small_config
 from tests.models.test_policy import CASES, act_spec, obs_spec
@@ -134,6 +134,12 @@ def test_compiled_recurrent_update_matches_plain():
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
+def _action_spread(act, td, calls: int = 300) -> torch.Tensor:
+    """Std of the actions ``act`` samples on one input over many calls (per action dim)."""
+    with set_exploration_type(ExplorationType.RANDOM):
+        return torch.stack([act(td.clone())["agents", "action"].clone() for _ in range(calls)]).flatten(0, -2).std(0)
+
+
 def test_compiled_acting_draws_fresh_samples():
     t = MAPPOTrainer(small_config(fast="compile"))
     td = t.env.reset()
@@ -142,26 +148,37 @@ def test_compiled_acting_draws_fresh_samples():
         a = acting(td.clone())["agents", "action"]
         b = acting(td.clone())["agents", "action"]
     assert not torch.equal(a, b), "two calls on the same input must sample differently"
+    # TorchRL #3002: a frozen random state collapses the spread; compiled sampling keeps the eager policy's spread
+    eager = _action_spread(t.groups[0].policy, td)
+    torch.testing.assert_close(_action_spread(acting, td), eager, rtol=0.1, atol=0)
     with set_exploration_type(ExplorationType.DETERMINISTIC):  # evaluation: the mode, every time
         torch.testing.assert_close(acting(td.clone())["agents", "action"], acting(td.clone())["agents", "action"])
 
 
+def _update_with_kl(device: str, fast: str | None = None, wrap: bool = False, updates: int = 2):
+    """Updates with the KL early stop (a threshold it crosses) and the KL-adaptive learning rate, from one seed."""
+    t = MAPPOTrainer(small_config(device=device, seed=7, kl_threshold=1e-4, learning_epochs=2, mini_batches=4,
+                                  learning_rate_scheduler="KLAdaptiveLR", **({"fast": fast} if fast else {})))
+    if wrap:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t.learner.step_fns["agents"] = capture(functools.partial(masked_update_step, t.groups[0]))
+    torch.manual_seed(11)
+    masks = []
+    for _ in range(updates):
+        update(t.learner, t.collect())
+        masks.append(t.learner.keep_updating["agents"].clone())
+    g = t.groups[0]
+    return [p.detach().clone() for p in g.optimizer.params], masks, g.optimizer.effective_lr().clone()
+
+
 def test_cudagraph_wrapper_in_cpu_form_matches_plain():
     """The CUDA-graph step wrapper (tensordict's CudaGraphModule passes calls through without CUDA), with the KL
-    early-stop mask in use: same parameters as the plain step."""
-
-    def run(wrapped: bool):
-        t = MAPPOTrainer(small_config(seed=7, kl_threshold=0.02, learning_epochs=2, mini_batches=4))
-        if wrapped:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                t.learner.step_fns["agents"] = capture(functools.partial(update_step, t.groups[0]))
-        torch.manual_seed(11)
-        update(t.learner, t.collect())
-        return [p.detach().clone() for p in t.groups[0].optimizer.params], t.learner.keep_updating["agents"].clone()
-
-    (a, mask_a), (b, mask_b) = run(False), run(True)
-    assert torch.equal(mask_a, mask_b)
+    early-stop mask and the KL-adaptive learning rate in use: same parameters, masks and rate as the plain step."""
+    (a, masks_a, lr_a), (b, masks_b, lr_b) = _update_with_kl("cpu"), _update_with_kl("cpu", wrap=True)
+    assert not any(bool(m.all()) for m in masks_a), "the early stop should have fired in every update"
+    assert float(lr_a) != pytest.approx(1e-3), "the KL-adaptive rate should have moved"
+    assert all(torch.equal(x, y) for x, y in zip(masks_a, masks_b)) and torch.equal(lr_a, lr_b)
     for x, y in zip(a, b):
         torch.testing.assert_close(x, y, rtol=0, atol=0)
 
@@ -199,6 +216,26 @@ def test_cudagraph_update_matches_plain_on_cuda():
 
     for a, b in zip(run("off"), run("cudagraphs")):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.gpu
+@cuda
+def test_cudagraph_update_with_kl_stop_and_adaptive_rate_matches_plain_on_cuda():
+    (a, masks_a, lr_a), (b, masks_b, lr_b) = _update_with_kl("cuda"), _update_with_kl("cuda", fast="cudagraphs")
+    assert all(torch.equal(x, y) for x, y in zip(masks_a, masks_b))
+    torch.testing.assert_close(lr_a, lr_b, rtol=1e-5, atol=0)
+    for x, y in zip(a, b):
+        torch.testing.assert_close(x, y, atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.gpu
+@cuda
+def test_captured_acting_keeps_the_eager_spread_on_cuda():
+    t = MAPPOTrainer(small_config(device="cuda"))
+    td = t.env.reset()
+    policy = CudaGraphModule(t.groups[0].policy, warmup=2)
+    _action_spread(policy, td, calls=5)  # warm-up and capture
+    torch.testing.assert_close(_action_spread(policy, td), _action_spread(t.groups[0].policy, td), rtol=0.1, atol=0)
 
 
 @pytest.mark.gpu

@@ -9,10 +9,10 @@ from mappo_td.train.learner import Learner, build_learner
 from mappo_td.train.loop import collect, update
 from mappo_td.train.optim import GroupOptimizer, KLAdaptiveLR
 from mappo_td.train.stats import NonFiniteError, TrainingStats
-from mappo_td.train.step import LOSS_TERMS, compute_advantages, update_step
+from mappo_td.train.step import LOSS_TERMS, compute_advantages, masked_update_step, update_step
 
 __all__ = [
     "LOSS_TERMS", "ActingPolicy", "CheckpointError", "Group", "GroupOptimizer", "KLAdaptiveLR", "Learner", "NonFiniteError",
     "RenderError", "TrainingStats", "build_groups", "build_learner", "chunks", "collect", "compute_advantages", "evaluate", "load_checkpoint",
-    "minibatches", "save_checkpoint", "update", "update_keys", "update_step",
+    "masked_update_step", "minibatches", "save_checkpoint", "update", "update_keys", "update_step",
 ]

@@ -26,7 +26,7 @@ from mappo_td.train.acting import ActingPolicy
 from mappo_td.train.build import Group, build_groups
 from mappo_td.train.data import update_keys
 from mappo_td.train.stats import TrainingStats, finite_keys
-from mappo_td.train.step import update_step
+from mappo_td.train.step import masked_update_step, update_step
 
 
 @dataclass
@@ -41,7 +41,7 @@ class Learner:
     acting: ActingPolicy
     collector: Collector
     stats: TrainingStats
-    step_fns: dict[str, Callable]  # per group: update_step, wrapped by the fast path
+    step_fns: dict[str, Callable]  # per group: update_step (masked_update_step with a KL stop), wrapped by the fast path
     keep_updating: dict[str, torch.Tensor]  # per group with a KL threshold: the early-stop mask, reset in place each epoch
     reward_keys: list[NestedKey]
     update_keys: list[NestedKey]  # what a minibatch carries
@@ -92,7 +92,8 @@ def build_learner(cfg: TrainConfig, env: EnvBase | None = None) -> Learner:
     return Learner(
         cfg=cfg, device=device, env=env, group_map=gmap, groups=groups, acting=acting, collector=collector,
         stats=TrainingStats(gmap, checked, device),
-        step_fns={g.name: accelerate(functools.partial(update_step, g), cfg.fast) for g in groups},
+        step_fns={g.name: accelerate(functools.partial(update_step if g.kl_threshold is None else masked_update_step, g), cfg.fast)
+                  for g in groups},
         keep_updating={g.name: torch.ones_like(g.optimizer.lr, dtype=torch.bool) for g in groups if g.kl_threshold is not None},
         reward_keys=reward_keys, update_keys=update_keys(groups, reward_keys), user_env=user_env,
     )

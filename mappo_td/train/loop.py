@@ -85,12 +85,17 @@ def update(learner: Learner, data: TensorDictBase) -> None:
     with set_recurrent_mode(recurrent):
         for _ in range(m.learning_epochs):
             for mask in learner.keep_updating.values():
-                mask.fill_(True)  # in place: a captured step holds on to this very tensor
+                mask.fill_(True)  # a new epoch: every group (or agent) updates again
             for batch in minibatches(flat, m.mini_batches):
                 for g in learner.groups:
                     mask = learner.keep_updating.get(g.name)
                     step = learner.step_fns[g.name]
-                    learner.stats.add_terms(g.name, step(batch) if mask is None else step(batch, mask))
+                    if mask is None:
+                        learner.stats.add_terms(g.name, step(batch))
+                    else:  # the step returns the mask: a wrapped (captured) step works on its own copy
+                        terms, new_mask = step(batch, mask)
+                        mask.copy_(new_mask)
+                        learner.stats.add_terms(g.name, terms)
                 learner.updates += 1
                 learner.stats.count_update()
     learner.stats.check_params(learner.groups, learner.timestep)

@@ -69,6 +69,7 @@ def update_step(group: Group, batch: TensorDictBase, keep_updating: torch.Tensor
     ``keep_updating`` (the KL early stop: ``[]`` or ``[n_agents]`` bools, updated in
     place) turns the step into a no-op, without a host sync, once the minibatch's
     KL exceeds the group's ``kl_threshold``; it stays off for the rest of the epoch.
+    Wrapped by the fast path, use :func:`masked_update_step` (it returns the mask).
 
     Example:
         >>> from mappo_td import MAPPOTrainer, TrainConfig
@@ -93,3 +94,23 @@ def update_step(group: Group, batch: TensorDictBase, keep_updating: torch.Tensor
     elif group.scheduler is not None:
         group.scheduler.step()
     return torch.stack([out[t].detach().mean() for t in LOSS_TERMS])
+
+
+def masked_update_step(group: Group, batch: TensorDictBase, keep_updating: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`update_step` with the KL early-stop mask also returned: ``(terms, keep_updating)``.
+
+    What the fast path wraps: CUDA graphs copy arguments into their own buffers (and the
+    CPU form clones them), so an in-place change to an argument would not reach the
+    caller; the caller copies the returned mask back (a device copy, no sync).
+
+    Example:
+        >>> from mappo_td import MAPPOTrainer, TrainConfig
+        >>> t = MAPPOTrainer(TrainConfig.from_dict({"device": "cpu", "rollouts": 4, "env": {"num_envs": 2}, "kl_threshold": 1e-9}))
+        >>> g = t.groups[0]
+        >>> batch = compute_advantages(g, t.collect()).reshape(-1)
+        >>> mask = torch.ones((), dtype=torch.bool)
+        >>> _ = masked_update_step(g, batch, mask); bool(masked_update_step(g, batch, mask)[1])  # the policy moved: KL > 1e-9
+        False
+    """
+    terms = update_step(group, batch, keep_updating)
+    return terms, keep_updating
