@@ -230,16 +230,6 @@ def test_cudagraph_update_with_kl_stop_and_adaptive_rate_matches_plain_on_cuda()
 
 @pytest.mark.gpu
 @cuda
-def test_captured_acting_keeps_the_eager_spread_on_cuda():
-    t = MAPPOTrainer(small_config(device="cuda"))
-    td = t.env.reset()
-    policy = CudaGraphModule(t.groups[0].policy, warmup=2)
-    _action_spread(policy, td, calls=5)  # warm-up and capture
-    torch.testing.assert_close(_action_spread(policy, td), _action_spread(t.groups[0].policy, td), rtol=0.1, atol=0)
-
-
-@pytest.mark.gpu
-@cuda
 def test_captured_acting_draws_fresh_samples_on_cuda():
     t = MAPPOTrainer(small_config(device="cuda"))
     td = t.env.reset()
@@ -250,6 +240,8 @@ def test_captured_acting_draws_fresh_samples_on_cuda():
         a = policy(td.clone())["agents", "action"].clone()
         b = policy(td.clone())["agents", "action"].clone()
     assert not torch.equal(a, b), "a captured graph must not replay the same random numbers"
+    # TorchRL #3002: a frozen random state collapses the spread; the captured policy keeps the eager one's
+    torch.testing.assert_close(_action_spread(policy, td), _action_spread(t.groups[0].policy, td), rtol=0.1, atol=0)
 
 
 @pytest.mark.gpu
