@@ -177,7 +177,18 @@ def with_episode_stats(env: EnvBase) -> EnvBase:
         >>> ("agents", "episode_reward") in env.observation_spec.keys(True), "step_count" in env.observation_spec.keys()
         (True, True)
     """
-    transforms = episode_stats_transforms(env)
+    return with_transforms(env, episode_stats_transforms(env))
+
+
+def with_transforms(env: EnvBase, transforms: list) -> EnvBase:
+    """A new ``TransformedEnv`` running ``env``'s own transforms (cloned: ``env`` is not changed), then ``transforms``;
+    ``env`` itself when there are none.
+
+    Example:
+        >>> env = make_env(EnvConfig(num_envs=2))
+        >>> with_transforms(env, []) is env, len(with_transforms(env, [StepCounter()]).transform) == len(env.transform) + 1
+        (True, True)
+    """
     return TransformedEnv(env, Compose(*transforms), auto_unwrap=True) if transforms else env
 
 

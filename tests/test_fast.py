@@ -120,17 +120,20 @@ def test_compiled_update_matches_plain():
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
+def _params_after_updates(fast: str, updates: int = 1, **overrides) -> list[torch.Tensor]:
+    """The group's parameters after ``updates`` collect-and-update iterations of the trainer's loop, from one seed."""
+    t = MAPPOTrainer(small_config(fast=fast, seed=7, **overrides))
+    torch.manual_seed(11)
+    for _ in range(updates):
+        update(t.learner, t.collect())
+    return [p.detach().clone() for p in t.groups[0].optimizer.params]
+
+
 def test_compiled_recurrent_update_matches_plain():
     """GRU policy and critic, sequence minibatches: a compiled update (acting compiled too) equals the plain one to 1e-5."""
-
-    def run(fast: str):
-        t = MAPPOTrainer(small_config(fast=fast, seed=7, rollouts=4, data_chunk_length=2, learning_epochs=1, kl_threshold=0.05,
-                                      learning_rate_scheduler="KLAdaptiveLR", model={"body": "gru", "rnn_hidden_size": 8}))
-        torch.manual_seed(11)
-        update(t.learner, t.collect())
-        return [p.detach().clone() for p in t.groups[0].optimizer.params]
-
-    for a, b in zip(run("off"), run("compile")):
+    gru = dict(rollouts=4, data_chunk_length=2, learning_epochs=1, kl_threshold=0.05, learning_rate_scheduler="KLAdaptiveLR",
+               model={"body": "gru", "rnn_hidden_size": 8})
+    for a, b in zip(_params_after_updates("off", **gru), _params_after_updates("compile", **gru)):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
@@ -247,14 +250,8 @@ def test_captured_acting_draws_fresh_samples_on_cuda():
 @pytest.mark.gpu
 @cuda
 def test_recurrent_cudagraph_update_matches_plain_on_cuda():
-    def run(fast: str):
-        t = MAPPOTrainer(small_config(device="cuda", fast=fast, seed=7, rollouts=8, data_chunk_length=4, model={"body": "gru"}))
-        torch.manual_seed(11)
-        for _ in range(2):
-            update(t.learner, t.collect())
-        return [p.detach().clone() for p in t.groups[0].optimizer.params]
-
-    for a, b in zip(run("off"), run("cudagraphs")):
+    gru = dict(device="cuda", rollouts=8, data_chunk_length=4, model={"body": "gru"})
+    for a, b in zip(_params_after_updates("off", 2, **gru), _params_after_updates("cudagraphs", 2, **gru)):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)
 
 

@@ -29,10 +29,11 @@ import torch
 from tensordict.nn import TensorDictModule
 from torch import nn
 from torchrl.data import Composite, Unbounded
-from torchrl.envs import Compose, EnvBase, InitTracker, TensorDictPrimer, TransformedEnv
+from torchrl.envs import EnvBase, InitTracker, TensorDictPrimer
 from torchrl.modules import MLP, recurrent_mode
 
 from mappo_td.config import BODIES, DEFAULT_HIDDEN_SIZES
+from mappo_td.envs import with_transforms
 from mappo_td.keys import NestedKey
 from mappo_td.models.bodies import agent_mlp
 from mappo_td.models.inputs import ConcatFlat
@@ -255,7 +256,7 @@ def with_recurrent_state(env: EnvBase, *modules: nn.Module) -> EnvBase:
     if missing:
         root = "_reset" if "_reset" in env.reset_keys else None  # several reset keys (PettingZoo): the env-wide one
         transforms.append(_primer(missing, tuple(env.batch_size), root if len(env.reset_keys) > 1 else None))
-    return TransformedEnv(env, Compose(*transforms), auto_unwrap=True) if transforms else env  # a new env (inner transforms cloned)
+    return with_transforms(env, transforms)
 
 
 def body_module(body: str, n_in: int, n_out: int, n_agents: int, *, in_key: NestedKey, out_key: NestedKey, state_key: NestedKey,
