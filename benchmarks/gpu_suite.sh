@@ -13,15 +13,17 @@ shift
 out=$(realpath -m "$out")  # relative to where the command was given
 cd "$(dirname "$0")/.."
 tmp=${TMPDIR:-/tmp}
-if [ -d .whl ] && ! python3 -c "import torchrl" 2>/dev/null; then  # the project's stack from the carried wheels
-  python3 -m pip install -q --no-index --no-deps --no-compile --target "$tmp/site" .whl/*.whl
+python=${PYTHON:-$(command -v python 2>/dev/null || command -v python3)}  # PYTHON: an interpreter to use instead
+# The GPU machine: no project stack in the interpreter, the carried wheels (made for its Python 3.12) are used.
+# Elsewhere (a venv with mappo_td installed) the wheels are left alone, even if present.
+if [ -d .whl ] && ! "$python" -c "import torchrl" 2>/dev/null; then
+  "$python" -m pip install -q --no-index --no-deps --no-compile --target "$tmp/site" .whl/*.whl
   export PYTHONPATH="$PWD:$tmp/site${PYTHONPATH:+:$PYTHONPATH}"
-fi
-if [ -d .whl-peers ]; then  # BenchMARL with its own torchrl 0.11 stack, in a separate target (never mixed)
-  python3 -m pip install -q --no-index --no-deps --no-compile --target "$tmp/peers" .whl-peers/*.whl
-  export MAPPO_TD_PEER_PYTHON="$(command -v python3)" MAPPO_TD_PEER_PYTHONPATH="$tmp/peers"
+  if [ -d .whl-peers ]; then  # BenchMARL with its own torchrl 0.11 stack, in a separate target (never mixed)
+    "$python" -m pip install -q --no-index --no-deps --no-compile --target "$tmp/peers" .whl-peers/*.whl
+    export MAPPO_TD_PEER_PYTHON="$python" MAPPO_TD_PEER_PYTHONPATH="$tmp/peers"
+  fi
 fi
 if [ -d .peers ]; then export MAPPO_TD_PEERS="$PWD/.peers"; fi
-python=${PYTHON:-$(command -v python 2>/dev/null || command -v python3)}  # PYTHON: an interpreter to use instead
 cd benchmarks
 exec "$python" gpu_suite.py "$out" "$@"
