@@ -6,6 +6,7 @@
     mappo-td train --config skrl_cfg.yaml       # skrl's MAPPO_DEFAULT_CONFIG dict, verbatim
     mappo-td train --resume runs/<name>/checkpoints            # --fork NEW_NAME / --overwrite-later for an older checkpoint
     mappo-td eval runs/<name>/checkpoints --episodes 20
+    torchrun --nproc-per-node 4 $(which mappo-td) train --num-envs 1024   # data parallel: 4 x 1024 envs, one model
 """
 
 from __future__ import annotations
@@ -178,7 +179,12 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.getLogger("torchrl").setLevel(logging.WARNING)  # keep the progress bar on one line
     from mappo_td.train import CheckpointError, NonFiniteError, RenderError
+    from mappo_td.train.distributed import DistributedError, shutdown, world
     from mappo_td.trainer import MAPPOTrainer
+
+    def say(*a: Any, **k: Any) -> None:  # torchrun: rank 0 speaks for the run
+        if world()[0] == 0:
+            print(*a, **k)
 
     try:
         if args.command == "train":
@@ -186,25 +192,32 @@ def main(argv: list[str] | None = None) -> int:
             d = merge_config(read_config(args.config), _overrides(args)) if args.config else _overrides(args)
             if args.resume:
                 trainer = MAPPOTrainer.from_checkpoint(args.resume, d, fork=args.fork, overwrite_later=args.overwrite_later)
-                print(f"resuming {args.resume} at timestep {trainer.timestep}", flush=True)
+                say(f"resuming {args.resume} at timestep {trainer.timestep}", flush=True)
             else:
                 trainer = MAPPOTrainer(TrainConfig.from_dict(d))
-            c = trainer.cfg
-            print(f"MAPPO on {c.env.backend}/{c.env.scenario}: {c.env.num_envs} envs x {c.mappo.rollouts} steps per update, "
-                  f"{c.timesteps} timesteps, device {trainer.device}", flush=True)
+            c, n = trainer.cfg, trainer.learner.world_size
+            procs = f" in each of {n} processes (torchrun)" if n > 1 else ""
+            say(f"MAPPO on {c.env.backend}/{c.env.scenario}: {c.env.num_envs} envs x {c.mappo.rollouts} steps per update{procs}, "
+                f"{c.timesteps} timesteps, device {trainer.device}", flush=True)
             summary = trainer.train()
-            print(f"done: mean episode reward {summary.get('reward/episode_mean', float('nan')):.4f} at timestep {summary['timestep']}; "
+            say(f"done: mean episode reward {summary.get('reward/episode_mean', float('nan')):.4f} at timestep {summary['timestep']}; "
                   f"logs in {summary['run_dir']}, checkpoint {summary['checkpoint']}")
         else:
             overrides = {"device": args.device} if args.device else {}
             trainer = _trainer_for_eval(args.checkpoint, overrides)
             result = trainer.evaluate(args.episodes, render=args.render)
             print(f"{int(result['episodes'])} episodes: mean return {result['return_mean']:.4f} (std {result['return_std']:.4f})")
+    except DistributedError as err:
+        print(f"mappo-td: error: {err}", file=sys.stderr)
+        return 1
     except (ValueError, TypeError, CheckpointError, NonFiniteError, RenderError, OSError) as err:
         if os.environ.get("MAPPO_TD_DEBUG"):
             raise
-        print(f"mappo-td: error: {describe(err)}", file=sys.stderr)
+        rank, n = world()
+        print(f"mappo-td: error{f' (rank {rank} of {n})' if n > 1 else ''}: {describe(err)}", file=sys.stderr)
         return 2
+    finally:
+        shutdown()
     return 0
 
 

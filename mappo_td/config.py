@@ -128,6 +128,8 @@ class TrainConfig:
     fast: str = _f("off", "fast path: 'off' (eager), 'compile' (torch.compile acting and update), "
                           "'cudagraphs' (compile, then capture in CUDA graphs; CUDA only)", choices=FAST_MODES)
     progress: bool = _f(True, "show a progress bar")
+    dist_timeout: int = _f(600, "under torchrun: seconds a collective waits for the other processes before the run "
+                                "stops with an error (a rank died or hangs)", min=1)
 
     def __post_init__(self) -> None:
         validate(self)

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -155,27 +155,39 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor | None = None, dim: int | Se
     return (x * m).sum(dim=dims, keepdim=keepdim) / m.sum(dim=dims, keepdim=keepdim).clamp_min(1.0)
 
 
-def masked_std_mean(x: torch.Tensor, mask: torch.Tensor | None, dim: Sequence[int], keepdim: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def masked_std_mean(x: torch.Tensor, mask: torch.Tensor | None, dim: Sequence[int], keepdim: bool = True,
+                    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``torch.std_mean`` (unbiased) over ``dim``, counting only entries where ``mask`` is true.
+
+    ``reduce`` sums a tensor over data-parallel processes (e.g.
+    :func:`mappo_td.train.distributed.all_reduce_sum`): the statistics are then those of
+    the concatenation of every process's ``x`` (counts, sums and squared deviations are
+    reduced; no host sync).
 
     Example:
         >>> x = torch.tensor([[1.0], [3.0], [50.0]])
         >>> masked_std_mean(x, torch.tensor([[True], [True], [False]]), dim=[0])
         (tensor([[1.4142]]), tensor([[2.]]))
+        >>> masked_std_mean(x, None, dim=[0], reduce=lambda t: t * 2)[1]  # two processes holding the same x
+        tensor([[18.]])
     """
-    if mask is None:
-        return torch.std_mean(x, dim=list(dim), keepdim=keepdim)
-    m = mask.expand_as(x).to(x.dtype)
-    n = m.sum(dim=list(dim), keepdim=True)
-    mean = masked_mean(x, mask, list(dim), keepdim=True)
-    var = ((x - mean).pow(2) * m).sum(dim=list(dim), keepdim=True) / (n - 1).clamp_min(1.0)
+    dim = list(dim)
+    if mask is None and reduce is None:
+        return torch.std_mean(x, dim=dim, keepdim=keepdim)
+    m = torch.ones_like(x) if mask is None else mask.expand_as(x).to(x.dtype)
+    reduce = reduce or (lambda t: t)
+    n = reduce(m.sum(dim=dim, keepdim=True))
+    mean = reduce((x * m).sum(dim=dim, keepdim=True)) / n.clamp_min(1.0)
+    var = reduce(((x - mean).pow(2) * m).sum(dim=dim, keepdim=True)) / (n - 1).clamp_min(1.0)
     if not keepdim:
-        mean, var = mean.squeeze(list(dim)), var.squeeze(list(dim))
+        mean, var = mean.squeeze(dim), var.squeeze(dim)
     return var.sqrt(), mean
 
 
-def standardize_per_agent(advantage: torch.Tensor, mask: torch.Tensor | None = None, eps: float = 1e-8) -> torch.Tensor:
-    """``(A − mean) / (std + eps)`` over every dim but the agent dim (``-2``), over ``mask``'s entries if given.
+def standardize_per_agent(advantage: torch.Tensor, mask: torch.Tensor | None = None, eps: float = 1e-8,
+                          reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """``(A − mean) / (std + eps)`` over every dim but the agent dim (``-2``), over ``mask``'s entries if given
+    (``reduce``: statistics over every data-parallel process, see :func:`masked_std_mean`).
 
     Example:
         >>> a = standardize_per_agent(torch.randn(50, 3, 1) * torch.tensor([1.0, 10.0, 100.0]).view(3, 1))
@@ -183,5 +195,5 @@ def standardize_per_agent(advantage: torch.Tensor, mask: torch.Tensor | None = N
         True
     """
     dims = [d for d in range(advantage.ndim) if d != advantage.ndim - 2]
-    std, mean = masked_std_mean(advantage, mask, dims)
+    std, mean = masked_std_mean(advantage, mask, dims, reduce=reduce)
     return (advantage - mean) / (std + eps)

@@ -20,7 +20,9 @@ from mappo_td.train import loop
 from mappo_td.train.checkpoint import learner_state, load_checkpoint, load_learner_state, save_learner
 from mappo_td.train.evaluate import evaluate
 from mappo_td.train.learner import Learner, build_learner
-from mappo_td.train.logging import Resume, RunLogger, new_run_dir, prepare_resume
+from mappo_td.train.checkpoint import CheckpointError
+from mappo_td.train.distributed import collectives_named, on_rank0
+from mappo_td.train.logging import NullLogger, Resume, RunLogger, new_run_dir, prepare_resume
 
 
 class MAPPOTrainer:
@@ -63,11 +65,24 @@ class MAPPOTrainer:
         if self.timestep >= self.cfg.timesteps:
             raise ValueError(f"nothing to train: the run is at timestep {self.timestep} and timesteps={self.cfg.timesteps}; "
                              "pass a larger --timesteps to continue.")
+        with collectives_named(lambda: self.timestep):
+            return self._train()
+
+    def _train(self) -> dict[str, Any]:
+        lrn = self.learner
         if self.resume is not None:
-            self.run_dir, self.resume = prepare_resume(self.resume), None
-        logger = RunLogger(self.run_dir or new_run_dir(self.cfg), self.cfg)
+            r = self.resume
+            if r.world_size != lrn.world_size:
+                raise CheckpointError(f"{r.checkpoint} was written by a run of {r.world_size} process(es); this run has "
+                                      f"{lrn.world_size}. Resume with the same number (torchrun --nproc-per-node "
+                                      f"{r.world_size} ..., or no torchrun for 1): each process continues its own environments.")
+            self.run_dir, self.resume = on_rank0(lambda: prepare_resume(r)), None
+        run_dir = on_rank0(lambda: self.run_dir or new_run_dir(self.cfg))  # torchrun: rank 0 names and writes the run
+        made: dict[str, RunLogger] = {}
+        on_rank0(lambda: made.setdefault("log", RunLogger(run_dir, self.cfg)) and None)  # an error there stops every rank
+        logger = made.get("log") or NullLogger(run_dir)
         self.run_dir = logger.run_dir
-        return loop.train(self.learner, logger)
+        return loop.train(lrn, logger)
 
     def evaluate(self, episodes: int = 10, render: str | None = None, env: EnvBase | None = None) -> dict[str, float]:
         """Mean return of the deterministic policy over ``episodes`` episodes (see :func:`mappo_td.train.evaluate.evaluate`)."""
@@ -104,6 +119,6 @@ class MAPPOTrainer:
         if trainer.cfg.timesteps < trainer.timestep:
             raise ValueError(f"timesteps={trainer.cfg.timesteps} is below the checkpoint's timestep {trainer.timestep}; "
                              "a resumed run continues from there: pass a larger --timesteps.")
-        trainer.resume = Resume(Path(state["path"]), trainer.timestep, fork, overwrite_later)
+        trainer.resume = Resume(Path(state["path"]), trainer.timestep, fork, overwrite_later, int(state.get("world_size", 1)))
         trainer.run_dir = Path(state["path"]).parent.parent
         return trainer

@@ -17,7 +17,7 @@ module owns flag handling, broadcasting, per-agent γ/λ and standardization.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from tensordict import TensorDictBase
@@ -58,6 +58,9 @@ class MAPPOGAE(KeyContract, ValueEstimatorBase):
         time_limit_bootstrap: bootstrap from V(s') on truncation (else truncation = termination).
         standardize: standardize the advantage per agent over the batch.
         value_network: optional critic writing ``(group, "state_value")``.
+        reduce: sums a tensor over data-parallel processes (e.g.
+            :func:`mappo_td.train.distributed.all_reduce_sum`): the standardization then uses
+            the statistics of every process's batch together.
 
     Example:
         >>> from tensordict import TensorDict
@@ -81,11 +84,13 @@ class MAPPOGAE(KeyContract, ValueEstimatorBase):
         time_limit_bootstrap: bool = False,
         standardize: bool = True,
         value_network: TensorDictModuleBase | None = None,
+        reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         super().__init__(value_network=value_network)
         self.group = group
         self.time_limit_bootstrap = bool(time_limit_bootstrap)
         self.standardize = bool(standardize)
+        self.reduce = reduce
         self.agents = list(agents) if agents is not None else None
         self.register_buffer("gamma", per_agent_tensor(gamma, agents, name="gamma", group=group, bounds=BOUNDS["discount_factor"]))
         self.register_buffer("lmbda", per_agent_tensor(lmbda, agents, name="lambda", group=group, bounds=BOUNDS["lambda"]))
@@ -142,7 +147,7 @@ class MAPPOGAE(KeyContract, ValueEstimatorBase):
         """Write ``advantage`` (standardized if asked) and ``value_target`` into ``tensordict``."""
         adv, target = self._compute(tensordict)
         if self.standardize:
-            adv = standardize_per_agent(adv)
+            adv = standardize_per_agent(adv, reduce=self.reduce)
         tensordict.set(self.tensor_keys.advantage, adv)
         tensordict.set(self.tensor_keys.value_target, target)
         return tensordict

@@ -9,7 +9,7 @@ the observation / shared-state preprocessor. It owns the three operations:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -27,6 +27,9 @@ class RunningStandardizer(nn.Module):
     :class:`tensordict.nn.TensorDictModule` to use it on TensorDict keys, or pass it
     as ``input_preprocessor`` to the policy/critic builders. While
     ``update_on_forward`` is set, every forward call also updates the statistics.
+    ``reduce`` (a function summing a tensor over data-parallel processes, e.g.
+    :func:`mappo_td.train.distributed.all_reduce_sum`) makes each update merge the
+    statistics of every process's batch together, so all processes stay equal.
 
     Example:
         >>> s = RunningStandardizer(2)
@@ -45,6 +48,7 @@ class RunningStandardizer(nn.Module):
         self.register_buffer("running_variance", torch.ones(shape))
         self.register_buffer("current_count", torch.ones(()))
         self.update_on_forward = False
+        self.reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
@@ -53,8 +57,13 @@ class RunningStandardizer(nn.Module):
         if x.shape[x.ndim - len(shape):] != shape:
             raise ValueError(f"RunningStandardizer of shape {tuple(shape)} got input {tuple(x.shape)}; the trailing dims must match.")
         x = x.reshape(-1, *shape).to(self.running_mean.dtype)
-        var, mean = torch.var_mean(x, dim=0)
-        n = x.shape[0]
+        if self.reduce is None:
+            var, mean = torch.var_mean(x, dim=0)
+            n = x.shape[0]
+        else:  # the batch of every process: global count, mean and (unbiased) variance
+            n = self.reduce(torch.full((), x.shape[0], dtype=x.dtype, device=x.device))
+            mean = self.reduce(x.sum(0)) / n
+            var = self.reduce((x - mean).pow(2).sum(0)) / (n - 1).clamp_min(1.0)
         delta = mean - self.running_mean
         total = self.current_count + n
         m2 = self.running_variance * self.current_count + var * n + delta.pow(2) * self.current_count * n / total

@@ -45,6 +45,7 @@ class Group:
     kl_threshold: torch.Tensor | None  # None: no KL early stop
     share_params: bool  # False: each agent has its own parameters and steps as if it had its own optimizer
     preprocessors: dict[str, RunningStandardizer]
+    data_parallel: bool = False  # one of several torchrun processes: KL and gradients are averaged over all of them
 
 
 def group_values(cfg: TrainConfig, group: str, agents: list[str], names: list[str]) -> dict[str, Any]:

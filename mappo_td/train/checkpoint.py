@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from mappo_td.envs import reseed, set_simulator_rng_state, simulator_rng_state
+from mappo_td.train.distributed import gather_objects, rank_seed
 
 if TYPE_CHECKING:
     from mappo_td.train.learner import Learner
@@ -198,6 +199,9 @@ def learner_state(learner: Learner) -> dict[str, Any]:
     state["rng"] = {"torch": torch.get_rng_state(), "simulator": simulator_rng_state() if learner.cfg.env.backend == "vmas" else {}}
     if torch.cuda.is_available():
         state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
+    if learner.world_size > 1:  # torchrun: every rank's generators (a collective: every rank calls this)
+        state["rng_ranks"] = gather_objects(state["rng"])
+        state["world_size"] = learner.world_size
     state["counters"] = {"timestep": learner.timestep, "iteration": learner.iteration, "updates": learner.updates}
     state["config"] = json.dumps(learner.cfg.to_dict(), default=str)
     state["group_map"] = json.dumps(learner.group_map)
@@ -232,10 +236,12 @@ def load_learner_state(learner: Learner, state: dict[str, Any]) -> None:
     except (KeyError, RuntimeError, ValueError) as err:
         raise CheckpointError(f"{where} does not match this configuration's models ({first_line(err)}); "
                               "resume with the configuration it was trained with.") from None
-    torch.set_rng_state(state["rng"]["torch"])
-    set_simulator_rng_state(state["rng"].get("simulator", {}))
-    if "cuda" in state["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    ranks = state.get("rng_ranks", [state["rng"]])
+    rng = ranks[learner.rank] if len(ranks) == learner.world_size else state["rng"]  # else: evaluation (checked by training)
+    torch.set_rng_state(rng["torch"])
+    set_simulator_rng_state(rng.get("simulator", {}))
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
     c = state["counters"]
     learner.timestep, learner.iteration, learner.updates = int(c["timestep"]), int(c["iteration"]), int(c["updates"])
     restart_episodes(learner)  # the same point as the uninterrupted run, which restarts right after each checkpoint
@@ -243,12 +249,14 @@ def load_learner_state(learner: Learner, state: dict[str, Any]) -> None:
 
 def restart_episodes(learner: Learner) -> None:
     """Reseed what has no checkpointable generator (PettingZoo) from the timestep, then reset every env."""
-    reseed(learner.env, learner.cfg.env.backend, learner.cfg.seed + learner.timestep)
+    reseed(learner.env, learner.cfg.env.backend, rank_seed(learner.cfg.seed, learner.rank) + learner.timestep)
     learner.collector.reset()
 
 
 def save_learner(learner: Learner, path: str | Path) -> Path:
     """Write ``learner``'s checkpoint to ``path`` atomically, unless NaN/inf was collected since (then raise, keeping the last good one).
+
+    Under torchrun every rank calls it (it gathers each rank's random state); rank 0 writes.
 
     Example:
         >>> import tempfile
@@ -259,4 +267,7 @@ def save_learner(learner: Learner, path: str | Path) -> Path:
         0
     """
     learner.stats.raise_if_nonfinite(learner.timestep)
-    return save_checkpoint(learner_state(learner), path, store_separately=learner.cfg.mappo.experiment.store_separately)
+    state = learner_state(learner)
+    if learner.rank == 0:  # torchrun: every rank gathers its generators into the state, rank 0 alone writes
+        save_checkpoint(state, path, store_separately=learner.cfg.mappo.experiment.store_separately)
+    return Path(path)

@@ -25,6 +25,7 @@ from mappo_td.models.recurrent import recurrent_states, with_recurrent_state
 from mappo_td.train.acting import ActingPolicy
 from mappo_td.train.build import Group, build_groups
 from mappo_td.train.data import update_keys
+from mappo_td.train.distributed import all_reduce_sum, broadcast_state, init_distributed, rank_seed, world
 from mappo_td.train.stats import TrainingStats, finite_keys
 from mappo_td.train.step import masked_update_step, update_step
 
@@ -46,6 +47,8 @@ class Learner:
     reward_keys: list[NestedKey]
     update_keys: list[NestedKey]  # what a minibatch carries
     user_env: bool = False  # the env was given by the caller (evaluation then uses it too)
+    rank: int = 0  # this process's rank under torchrun (0 alone writes outputs)
+    world_size: int = 1  # processes training together (each with its own num_envs environments)
     timestep: int = 0  # environment steps taken (each advances every parallel env)
     iteration: int = 0
     updates: int = 0  # gradient steps
@@ -70,17 +73,26 @@ def check_device(cfg: TrainConfig) -> torch.device:
 def build_learner(cfg: TrainConfig, env: EnvBase | None = None) -> Learner:
     """Seed, then build everything a run needs from ``cfg`` (``env``: use this TorchRL multi-agent env instead of ``cfg.env``).
 
+    Under ``torchrun`` (several processes) this joins the process group, seeds each rank's
+    environments and sampling apart (:func:`~mappo_td.train.distributed.rank_seed`), gives
+    every rank rank 0's parameters and makes the groups data-parallel
+    (:func:`make_data_parallel`).
+
     Example:
         >>> lrn = build_learner(TrainConfig.from_dict({"device": "cpu", "env": {"num_envs": 2}}))
         >>> lrn.group_map, list(lrn.step_fns), lrn.keep_updating
         ({'agents': ['agent_0', 'agent_1', 'agent_2']}, ['agents'], {})
     """
-    device = check_device(cfg)
+    device = init_distributed(check_device(cfg), cfg.dist_timeout)
+    rank, world_size = world()
     torch.manual_seed(cfg.seed)
     user_env = env is not None
-    env = with_episode_stats(env) if user_env else make_env(cfg.env, device, cfg.seed)
+    env = with_episode_stats(env) if user_env else make_env(cfg.env, device, rank_seed(cfg.seed, rank))
     gmap = env_group_map(env)
     groups = build_groups(cfg, env.observation_spec, env.full_action_spec, gmap, device)
+    if world_size > 1:
+        make_data_parallel(groups)
+        torch.manual_seed(rank_seed(cfg.seed, rank))  # sampling and minibatch draws differ per rank
     env = with_recurrent_state(env, *[m for g in groups for m in (g.policy, g.critic)])  # InitTracker + primer (body=gru)
     acting = ActingPolicy({g.name: g.policy for g in groups}, {g.name: env.full_action_spec[g.name, "action"] for g in groups},
                           cfg.mappo.random_timesteps, fast=cfg.fast,
@@ -91,9 +103,27 @@ def build_learner(cfg: TrainConfig, env: EnvBase | None = None) -> Learner:
     reward_keys = [k for k in checked if k[-1] == "reward"]
     return Learner(
         cfg=cfg, device=device, env=env, group_map=gmap, groups=groups, acting=acting, collector=collector,
-        stats=TrainingStats(gmap, checked, device),
+        stats=TrainingStats(gmap, checked, device, reduce=all_reduce_sum if world_size > 1 else None),
         step_fns={g.name: accelerate(functools.partial(update_step if g.kl_threshold is None else masked_update_step, g), cfg.fast)
                   for g in groups},
         keep_updating={g.name: torch.ones_like(g.optimizer.lr, dtype=torch.bool) for g in groups if g.kl_threshold is not None},
-        reward_keys=reward_keys, update_keys=update_keys(groups, reward_keys), user_env=user_env,
+        reward_keys=reward_keys, update_keys=update_keys(groups, reward_keys), user_env=user_env, rank=rank, world_size=world_size,
     )
+
+
+def make_data_parallel(groups: list[Group]) -> None:
+    """Make ``groups`` train as one across the process group: rank 0's parameters and statistics on every rank,
+    gradients and KL averaged in the update step, advantage standardization and running standardizers global.
+
+    Example:
+        >>> lrn = build_learner(TrainConfig.from_dict({"device": "cpu", "env": {"num_envs": 2}}))
+        >>> make_data_parallel(lrn.groups)  # one process: nothing to share, but the same code path
+        >>> lrn.groups[0].data_parallel, lrn.groups[0].gae.reduce is all_reduce_sum
+        (True, True)
+    """
+    for g in groups:
+        broadcast_state([g.policy, g.critic, g.loss, *g.preprocessors.values()])
+        g.data_parallel = True
+        g.gae.reduce = all_reduce_sum
+        for p in g.preprocessors.values():
+            p.reduce = all_reduce_sum

@@ -87,8 +87,27 @@ class RunLogger:
         self._tb.experiment.flush()
 
 
-def progress_bar(cfg: TrainConfig, timestep: int, device: Any) -> Any:
-    """A tqdm bar over frames (``None`` when ``cfg.progress`` is off).
+class NullLogger:
+    """What ranks other than 0 log through under torchrun: :class:`RunLogger`'s interface, writing nothing.
+
+    Example:
+        >>> log = NullLogger(Path("runs/x")); log.write({"timestep": 1}); log.close()
+        >>> log.run_dir
+        PosixPath('runs/x')
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+
+    def write(self, row: dict[str, Any]) -> None:
+        """Nothing: rank 0 writes."""
+
+    def close(self) -> None:
+        """Nothing to flush."""
+
+
+def progress_bar(cfg: TrainConfig, timestep: int, device: Any, world_size: int = 1) -> Any:
+    """A tqdm bar over frames, of every process under torchrun (``None`` when ``cfg.progress`` is off).
 
     Example:
         >>> progress_bar(TrainConfig.from_dict({"progress": False}), 0, "cpu") is None
@@ -98,9 +117,10 @@ def progress_bar(cfg: TrainConfig, timestep: int, device: Any) -> Any:
         return None
     from tqdm import tqdm
 
-    frames = cfg.timesteps * cfg.env.num_envs
-    return tqdm(total=frames, initial=min(timestep * cfg.env.num_envs, frames), unit="frames", unit_scale=True,
-                desc=f"MAPPO {cfg.env.scenario} [{device}]", dynamic_ncols=True)
+    frames = cfg.timesteps * cfg.env.num_envs * world_size
+    where = f"{device} x {world_size} processes" if world_size > 1 else str(device)
+    return tqdm(total=frames, initial=min(timestep * cfg.env.num_envs * world_size, frames), unit="frames", unit_scale=True,
+                desc=f"MAPPO {cfg.env.scenario} [{where}]", dynamic_ncols=True)
 
 
 def copy_csv_rows(src: Path, dst: Path, until: int) -> None:
@@ -134,6 +154,7 @@ class Resume:
     timestep: int
     fork: str | None = None
     overwrite_later: bool = False
+    world_size: int = 1  # processes of the run that wrote the checkpoint (torchrun)
 
 
 def prepare_resume(r: Resume) -> Path:

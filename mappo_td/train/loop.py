@@ -18,6 +18,7 @@ from torchrl.modules import set_recurrent_mode
 
 from mappo_td.train.checkpoint import prune_checkpoints, restart_episodes, save_learner
 from mappo_td.train.data import chunks, minibatches
+from mappo_td.train.distributed import collectives_named
 from mappo_td.train.learner import Learner
 from mappo_td.train.logging import RunLogger, progress_bar
 from mappo_td.train.step import compute_advantages
@@ -115,7 +116,7 @@ def log_row(learner: Learner, fps: float) -> dict[str, Any]:
         >>> row["frames_per_s"], round(row["agents/learning_rate"], 6)
         (100.0, 0.001)
     """
-    head = {"timestep": learner.timestep, "frames": learner.timestep * learner.cfg.env.num_envs,
+    head = {"timestep": learner.timestep, "frames": learner.timestep * learner.cfg.env.num_envs * learner.world_size,
             "iteration": learner.iteration, "frames_per_s": fps}
     row = learner.stats.row(head)
     for g in learner.groups:
@@ -125,12 +126,17 @@ def log_row(learner: Learner, fps: float) -> dict[str, Any]:
 
 def _checkpoint(learner: Learner, logger: RunLogger) -> Path:
     path = save_learner(learner, logger.run_dir / "checkpoints" / f"agent_{learner.timestep}.pt")
-    prune_checkpoints(path.parent, learner.cfg.mappo.experiment.keep_checkpoints)
+    if learner.rank == 0:
+        prune_checkpoints(path.parent, learner.cfg.mappo.experiment.keep_checkpoints)
     return path
 
 
 def train(learner: Learner, logger: RunLogger) -> dict[str, Any]:
     """Run until ``cfg.timesteps``, writing through ``logger``; returns a summary (last logged row, counters, paths).
+
+    Under torchrun every rank runs it (rows count every rank's frames; rank 0's ``logger``
+    writes, the others' is a :class:`~mappo_td.train.logging.NullLogger`); a failed or
+    timed-out collective (a rank died) raises :class:`~mappo_td.train.distributed.DistributedError`.
 
     Example:
         >>> import tempfile
@@ -142,9 +148,15 @@ def train(learner: Learner, logger: RunLogger) -> dict[str, Any]:
         >>> summary["timestep"], Path(summary["checkpoint"]).name
         (8, 'agent_8.pt')
     """
+    with collectives_named(lambda: learner.timestep):
+        return _train(learner, logger)
+
+
+def _train(learner: Learner, logger: RunLogger) -> dict[str, Any]:
     cfg, m = learner.cfg, learner.cfg.mappo
     x = m.experiment
-    bar = progress_bar(cfg, learner.timestep, learner.device)
+    world = learner.world_size
+    bar = progress_bar(cfg, learner.timestep, learner.device, world) if learner.rank == 0 else None
     last_row: dict[str, Any] = {}
     t_log, frames_log = time.perf_counter(), 0
     next_write, next_ckpt = _next(learner.timestep, x.write_interval), _next(learner.timestep, x.checkpoint_interval)
@@ -168,7 +180,7 @@ def train(learner: Learner, logger: RunLogger) -> dict[str, Any]:
         # 4. log / checkpoint at intervals (the only host reads)
         if learner.timestep >= next_write or learner.timestep >= cfg.timesteps:
             learner.stats.raise_if_nonfinite(learner.timestep)
-            fps = frames_log / (time.perf_counter() - t_log)
+            fps = frames_log * world / (time.perf_counter() - t_log)  # every rank collects as many frames
             last_row = log_row(learner, fps)
             logger.write(last_row)
             t_log, frames_log = time.perf_counter(), 0
@@ -177,7 +189,7 @@ def train(learner: Learner, logger: RunLogger) -> dict[str, Any]:
                 r = last_row["reward/episode_mean"]
                 bar.set_postfix(reward=f"{r:.3f}" if math.isfinite(r) else "n/a (no episode ended yet)", fps=f"{fps:,.0f}", refresh=False)
         if bar is not None:
-            bar.update(data.numel())
+            bar.update(data.numel() * world)
         if learner.timestep >= next_ckpt and learner.timestep < cfg.timesteps:
             _checkpoint(learner, logger)
             next_ckpt = _next(learner.timestep, x.checkpoint_interval)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -60,7 +60,9 @@ class TrainingStats:
     :meth:`track` (each rollout), :meth:`add_terms` (each step) and :meth:`check_params`
     (each update) only compute on the device; :meth:`row` reads them once per log interval
     and resets the sums in place (a captured step keeps writing to the same tensors);
-    :meth:`raise_if_nonfinite` reads the flags at log and checkpoint time.
+    :meth:`raise_if_nonfinite` reads the flags at log and checkpoint time. With ``reduce``
+    (a sum over data-parallel processes) both read the statistics of every process: episodes
+    and updates counted over all of them, and a non-finite value anywhere stops every rank.
 
     Example:
         >>> s = TrainingStats({"agents": ["a", "b"]}, [("next", "agents", "reward")], torch.device("cpu"))
@@ -69,8 +71,10 @@ class TrainingStats:
         1.0
     """
 
-    def __init__(self, group_map: dict[str, list[str]], keys: Sequence[tuple[str, ...]], device: torch.device) -> None:
+    def __init__(self, group_map: dict[str, list[str]], keys: Sequence[tuple[str, ...]], device: torch.device,
+                 reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         self.group_map, self.finite_keys = group_map, list(keys)
+        self.reduce = reduce  # data-parallel: sums over every process, applied at log time
         self._index = {g: i for i, g in enumerate(group_map)}
         self.nonfinite = torch.zeros(len(self.finite_keys), dtype=torch.bool, device=device)
         self.bad_terms = torch.zeros(len(group_map), N_LOSSES, dtype=torch.bool, device=device)
@@ -110,7 +114,13 @@ class TrainingStats:
         self.sums["updates"] += 1
 
     def raise_if_nonfinite(self, timestep: int, cause: BaseException | None = None) -> None:
-        """Raise :class:`NonFiniteError` naming what went non-finite (a host read; ``cause``: the error it explains)."""
+        """Raise :class:`NonFiniteError` naming what went non-finite (a host read; ``cause``: the error it explains,
+        seen by this process alone: then the flags are not shared with the others)."""
+        if self.reduce is not None and cause is None:  # every rank raises together, or none
+            flags = self.reduce(torch.cat([self.nonfinite, self.bad_terms.flatten(), self.bad_params]).int()) > 0
+            self.nonfinite |= flags[:len(self.nonfinite)]
+            self.bad_terms |= flags[len(self.nonfinite):-len(self.bad_params)].view_as(self.bad_terms)
+            self.bad_params |= flags[-len(self.bad_params):]
         flags = torch.cat([self.nonfinite, self.bad_terms.flatten(), self.bad_params])
         if not bool(flags.any()):
             return
@@ -131,6 +141,10 @@ class TrainingStats:
 
     def row(self, head: dict[str, Any]) -> dict[str, Any]:
         """The log row (``head`` first): mean episode reward and length, per-group terms; then reset to zero."""
+        if self.reduce is not None:  # every process's sums (loss terms: / updates summed alike, so a mean over ranks)
+            flat = self.reduce(torch.cat([v.reshape(-1) for v in self.sums.values()]))
+            for v, part in zip(self.sums.values(), flat.split([v.numel() for v in self.sums.values()])):
+                v.copy_(part.view_as(v))
         s = {k: float(v) for k, v in self.sums.items() if v.ndim == 0}  # host reads, once per interval
         for g in self.group_map:
             s.update({f"{g}/{t}": v for t, v in zip(LOSS_TERMS, self.sums[f"{g}/terms"].tolist())})

@@ -15,6 +15,7 @@ from tensordict import TensorDictBase
 from torchrl.modules import set_recurrent_mode
 
 from mappo_td.train.build import Group
+from mappo_td.train.distributed import all_reduce_mean, average_gradients
 from mappo_td.train.optim import KLAdaptiveLR
 
 LOSS_TERMS = ("loss_objective", "loss_critic", "loss_entropy", "kl_approx", "clip_fraction", "entropy", "explained_variance")
@@ -69,6 +70,8 @@ def update_step(group: Group, batch: TensorDictBase, keep_updating: torch.Tensor
     ``keep_updating`` (the KL early stop: ``[]`` or ``[n_agents]`` bools, updated in
     place) turns the step into a no-op, without a host sync, once the minibatch's
     KL exceeds the group's ``kl_threshold``; it stays off for the rest of the epoch.
+    With ``group.data_parallel`` (torchrun) the KL and the gradients are averaged over
+    every process first (:mod:`~mappo_td.train.distributed`).
     Wrapped by the fast path, use :func:`masked_update_step` (it returns the mask).
 
     Example:
@@ -82,15 +85,18 @@ def update_step(group: Group, batch: TensorDictBase, keep_updating: torch.Tensor
     """
     out = group.loss(batch)
     total = out["loss_objective"] + out["loss_critic"] + out["loss_entropy"]
+    kl = all_reduce_mean(out["kl_approx"].detach()) if group.data_parallel else out["kl_approx"].detach()  # every rank decides alike
     if keep_updating is not None:
-        keep_updating &= ~(out["kl_approx"].detach() > group.kl_threshold)  # stop the rest of this epoch (skrl)
+        keep_updating &= ~(kl > group.kl_threshold)  # stop the rest of this epoch (skrl)
         total = total * keep_updating
     total = total if group.share_params else total.sum()
     group.optimizer.zero_grad()
     total.backward()
+    if group.data_parallel:
+        average_gradients(group.optimizer.params)  # before the clip: the global minibatch's gradient
     group.optimizer.step(keep_updating)
     if isinstance(group.scheduler, KLAdaptiveLR):
-        group.scheduler.step(out["kl_approx"].detach(), keep_updating)
+        group.scheduler.step(kl, keep_updating)
     elif group.scheduler is not None:
         group.scheduler.step()
     return torch.stack([out[t].detach().mean() for t in LOSS_TERMS])
