@@ -6,7 +6,9 @@ advantages + update) after ``--warmup``, between barriers, and report frames/s o
 
     efficiency(N) = frames/s(N) / (N x frames/s(1))
 
-Repeats are interleaved (1, 2, 1, 2, ...) because these machines are noisy; medians are reported. The extra row
+On CPU two more rows show the machine's own limits: N *independent* processes (no process group, no
+all-reduce) doing the same work at once — the ceiling data parallelism can reach — and one process on
+as many threads (does one process already fill the cores?). Repeats are interleaved (1, 2, 1, 2, ...) because these machines are noisy; medians are reported. The extra row
 ``1 process x T threads`` shows whether one process already fills the cores (then N processes cannot scale).
 
     python benchmarks/scaling.py                          # CPU, gloo, 1 thread per process, 1 and 2 processes
@@ -65,13 +67,23 @@ def worker(args: argparse.Namespace) -> None:
         dist.destroy_process_group()
 
 
-def launch(args: argparse.Namespace, procs: int, threads: int) -> dict:
-    """One torchrun launch of this script's worker mode."""
+def launch(args: argparse.Namespace, procs: int, threads: int, independent: bool = False) -> dict:
+    """One torchrun launch of this script's worker mode (``independent``: ``procs`` plain processes at once, no
+    process group: what the machine itself allows N processes, the ceiling for data parallelism)."""
     passed = ["--device", args.device, "--num-envs", str(args.num_envs), "--rollouts", str(args.rollouts), "--epochs", str(args.epochs),
               "--mini-batches", str(args.mini_batches), "--iters", str(args.iters), "--warmup", str(args.warmup),
               "--threads", str(threads), "--hidden", *map(str, args.hidden)]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    if independent:
+        plain = [subprocess.Popen([sys.executable, __file__, "--worker", *passed], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, env=env) for _ in range(procs)]
+        outs = [p.communicate(timeout=3600) for p in plain]
+        found = [json.loads(line[7:]) for out, _ in outs for line in out.splitlines() if line.startswith("RESULT ")]
+        if len(found) != procs:
+            raise RuntimeError(f"independent processes failed:\n{outs[0][1][-3000:]}")
+        return {"fps": sum(r["fps"] for r in found)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={procs}", __file__, "--worker", *passed]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)}, timeout=3600)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
@@ -101,20 +113,25 @@ def main() -> None:
           f"after {args.warmup}, {args.repeats} interleaved repeats")
     print(f"device: {device_name(args.device)} (backend {'nccl' if args.device.startswith('cuda') else 'gloo'})")
     print(versions())
-    runs: dict[tuple[int, int], list[float]] = {}
+    runs: dict[tuple[str, int, int], list[float]] = {}
     cores = os.cpu_count() or 1
-    extra = [(1, min(cores, args.threads * max(args.procs)))] if args.device == "cpu" and cores > args.threads else []
+    cases = [("data parallel", n, args.threads) for n in args.procs]
+    if args.device == "cpu":  # the machine's own ceiling: N unrelated processes; and one process on every core
+        cases += [("independent", n, args.threads) for n in args.procs if n > 1]
+        cases += [("one process", 1, min(cores, args.threads * max(args.procs)))] if cores > args.threads else []
     for r in range(args.repeats):
-        for procs, threads in [(n, args.threads) for n in args.procs] + extra:
-            res = launch(args, procs, threads)
-            runs.setdefault((procs, threads), []).append(res["fps"])
-            print(f"  repeat {r + 1}: {procs} process(es) x {threads} thread(s): {res['fps']:,.0f} frames/s", flush=True)
-    base = median(runs[(1, args.threads)])
-    print(f"\n{'processes x threads':>20} {'frames/s (median)':>18} {'speed-up':>9} {'efficiency':>10}")
-    for (procs, threads), fps in runs.items():
+        for kind, procs, threads in cases:
+            res = launch(args, procs, threads, independent=kind == "independent")
+            runs.setdefault((kind, procs, threads), []).append(res["fps"])
+            print(f"  repeat {r + 1}: {kind}, {procs} process(es) x {threads} thread(s): {res['fps']:,.0f} frames/s", flush=True)
+    base = median(runs[("data parallel", 1, args.threads)])
+    print(f"\n{'':>14} {'processes x threads':>20} {'frames/s (median)':>18} {'speed-up':>9} {'efficiency':>10} {'of independent':>15}")
+    for (kind, procs, threads), fps in runs.items():
         m = median(fps)
         eff = m / (procs * base) if threads == args.threads else float("nan")
-        print(f"{f'{procs} x {threads}':>20} {m:>18,.0f} {m / base:>9.2f} {eff:>10.2f}")
+        alone = runs.get(("independent", procs, threads))
+        of = f"{m / median(alone):.2f}" if kind == "data parallel" and alone else ""
+        print(f"{kind:>14} {f'{procs} x {threads}':>20} {m:>18,.0f} {m / base:>9.2f} {eff:>10.2f} {of:>15}")
 
 
 if __name__ == "__main__":

@@ -204,21 +204,6 @@ def on_rank0(fn: Callable[[], Any]) -> Any:
     return result
 
 
-def any_rank(flag: bool) -> bool:
-    """Whether ``flag`` holds on any rank (a host read: call it at log time, not in the hot loop).
-
-    Example:
-        >>> any_rank(False)
-        False
-    """
-    if world()[1] == 1:
-        return flag
-    nccl = dist.get_backend() == "nccl"
-    t = torch.tensor(int(flag), device=torch.device("cuda", torch.cuda.current_device()) if nccl else "cpu")
-    dist.all_reduce(t)
-    return bool(t)
-
-
 def is_collective_failure(err: BaseException) -> bool:
     """Whether ``err`` is a failed or timed-out collective (another rank died or hangs).
 

@@ -85,7 +85,9 @@ def update_step(group: Group, batch: TensorDictBase, keep_updating: torch.Tensor
     """
     out = group.loss(batch)
     total = out["loss_objective"] + out["loss_critic"] + out["loss_entropy"]
-    kl = all_reduce_mean(out["kl_approx"].detach()) if group.data_parallel else out["kl_approx"].detach()  # every rank decides alike
+    kl = out["kl_approx"].detach()
+    if group.data_parallel and (keep_updating is not None or isinstance(group.scheduler, KLAdaptiveLR)):
+        kl = all_reduce_mean(kl)  # the global minibatch's KL: every rank decides alike
     if keep_updating is not None:
         keep_updating &= ~(kl > group.kl_threshold)  # stop the rest of this epoch (skrl)
         total = total * keep_updating

@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import csv
 import functools
 import tempfile
 from pathlib import Path
@@ -118,15 +119,16 @@ def torchrun(*args: str, cwd: Path, n: int = 2) -> subprocess.CompletedProcess:
 
 def test_torchrun_trains_writes_one_set_of_outputs_and_resumes_exactly(tmp_path):
     tiny = ["--device", "cpu", "--num-envs", "4", "--rollouts", "8", "--mini-batches", "2", "--learning-epochs", "2",
-            "--hidden-sizes", "16", "--write-interval", "8", "--no-progress", "--directory", "runs"]
+            "--hidden-sizes", "16", "--max-steps", "8", "--write-interval", "8", "--no-progress", "--directory", "runs"]
     full = torchrun(*tiny, "--timesteps", "32", "--checkpoint-interval", "16", "--experiment-name", "full", cwd=tmp_path)
     assert full.returncode == 0, full.stderr[-3000:]
     run = tmp_path / "runs" / "full"
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["full"]  # one run folder, not one per rank
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["agent_16.pt", "agent_32.pt"]
     assert len(list((run / "tensorboard").iterdir())) == 1
-    rows = (run / "progress.csv").read_text().splitlines()
-    assert [r.split(",")[1] for r in rows[1:]] == ["64", "128", "192", "256"]  # frames of both ranks: 2 x 4 envs x 8 steps
+    rows = list(csv.DictReader((run / "progress.csv").open()))
+    assert [r["frames"] for r in rows] == ["64", "128", "192", "256"]  # frames of both ranks: 2 x 4 envs x 8 steps
+    assert [float(r["episode/count"]) for r in rows] == [8.0] * 4  # episodes of 8 steps end in every env of both ranks
     assert full.stdout.count("done:") == 1  # rank 0 speaks for the run
     ckpt = load_checkpoint(run / "checkpoints" / "agent_32.pt")
     assert ckpt["world_size"] == 2 and not torch.equal(ckpt["rng_ranks"][0]["torch"], ckpt["rng_ranks"][1]["torch"])
