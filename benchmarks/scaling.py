@@ -104,7 +104,10 @@ def main() -> None:
     p.add_argument("--iters", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--tiny", action="store_true", help="a few seconds per launch (what the tests run)")
     args = p.parse_args()
+    if args.tiny:
+        args.num_envs, args.rollouts, args.epochs, args.mini_batches, args.iters, args.repeats, args.hidden = 4, 8, 1, 2, 1, 1, [16]
     if args.worker:
         worker(args)
         return

@@ -18,6 +18,7 @@ BENCH = Path(__file__).parents[1] / "benchmarks"
     ("learning.py", r"peer\s+frames\s+seeds\s+final reward \(median\)", []),
     ("learning.py", r"peer\s+frames\s+seeds\s+final reward \(median\)", ["--gru", "8"]),
     ("gru_cell.py", r"variant\s+mode\s+ms/step \(median\)", []),
+    ("scaling.py", r"processes x threads\s+frames/s \(median\)\s+speed-up\s+efficiency", []),
 ])
 def test_benchmark_runs_and_prints_its_table(script, header, args):
     proc = subprocess.run([sys.executable, script, "--tiny", *args], cwd=BENCH, capture_output=True, text=True, timeout=600)
