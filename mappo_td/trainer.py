@@ -17,11 +17,10 @@ from torchrl.envs import EnvBase
 
 from mappo_td.config import TrainConfig, merge_config
 from mappo_td.train import loop
-from mappo_td.train.checkpoint import learner_state, load_checkpoint, load_learner_state, save_learner
+from mappo_td.train.checkpoint import CheckpointError, learner_state, load_checkpoint, load_learner_state, save_learner
+from mappo_td.train.distributed import collectives_named, on_rank0
 from mappo_td.train.evaluate import evaluate
 from mappo_td.train.learner import Learner, build_learner
-from mappo_td.train.checkpoint import CheckpointError
-from mappo_td.train.distributed import collectives_named, on_rank0
 from mappo_td.train.logging import NullLogger, Resume, RunLogger, new_run_dir, prepare_resume
 
 

@@ -1,12 +1,12 @@
 """Data parallelism (torchrun, gloo on CPU): N processes with 1/N of the data each are one process with all of it."""
 
+import csv
+import functools
 import json
 import os
 import socket
 import subprocess
 import sys
-import csv
-import functools
 import tempfile
 from pathlib import Path
 
