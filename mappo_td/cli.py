@@ -41,6 +41,20 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+def _shown_default(f: dataclasses.Field, default: Any) -> str:
+    """The default as ``--help`` shows it: none where the help text says what unset means, plain words otherwise."""
+    if default is None or default == "":
+        return "" if "default:" in f.metadata["help"] or "empty:" in f.metadata["help"] else " (default: none)"
+    if isinstance(default, bool):
+        return f" (default: {str(default).lower()})"
+    if isinstance(default, str):
+        return f" (default: {default})"
+    return f" (default: {json.dumps(default)})" if not callable(default) else ""
+
+
+_METAVARS = {int: "N", float: "X", str: "TEXT", dict: "JSON"}
+
+
 def _add_fields(parser: argparse.ArgumentParser) -> None:
     for title, cls, _ in SECTIONS:
         group = parser.add_argument_group(title)
@@ -49,20 +63,19 @@ def _add_fields(parser: argparse.ArgumentParser) -> None:
             if "help" not in f.metadata or f.metadata.get("cli") is False:
                 continue
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            helptext = f"{f.metadata['help']} (default: {json.dumps(default) if not callable(default) else default})"
-            if hints[f.name] is bool:
-                group.add_argument(_flag(f), dest=f"{cls.__name__}.{f.name}", action=argparse.BooleanOptionalAction, default=None, help=helptext)
-            elif hints[f.name] is int:
-                group.add_argument(_flag(f), dest=f"{cls.__name__}.{f.name}", type=int, default=None, metavar="N", help=helptext)
-            elif hints[f.name] is list:
-                group.add_argument(_flag(f), dest=f"{cls.__name__}.{f.name}", type=int, nargs="+", default=None, metavar="N", help=helptext)
+            helptext = f.metadata["help"] + _shown_default(f, default)
+            dest, hint = f"{cls.__name__}.{f.name}", hints[f.name]
+            if hint is bool or hint == bool | None:
+                group.add_argument(_flag(f), dest=dest, action=argparse.BooleanOptionalAction, default=None, help=helptext)
+            elif hint is int:
+                group.add_argument(_flag(f), dest=dest, type=int, default=None, metavar="N", help=helptext)
+            elif hint is list:
+                group.add_argument(_flag(f), dest=dest, type=int, nargs="+", default=None, metavar="N", help=helptext)
             elif "choices" in f.metadata:
-                group.add_argument(_flag(f), dest=f"{cls.__name__}.{f.name}", choices=f.metadata["choices"], default=None, help=helptext)
-            elif f.metadata.get("per_agent"):
-                group.add_argument(_flag(f), dest=f"{cls.__name__}.{f.name}", type=_parse_value, default=None, metavar="X|JSON",
-                                   help=helptext)
+                group.add_argument(_flag(f), dest=dest, choices=f.metadata["choices"], default=None, help=helptext)
             else:
-                group.add_argument(_flag(f), dest=f"{cls.__name__}.{f.name}", type=_parse_value, default=None, metavar="V", help=helptext)
+                metavar = "X|JSON" if f.metadata.get("per_agent") else _METAVARS.get(hint, "JSON" if "JSON" in helptext else "NAME")
+                group.add_argument(_flag(f), dest=dest, type=_parse_value, default=None, metavar=metavar, help=helptext)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:

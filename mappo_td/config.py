@@ -18,6 +18,7 @@ from typing import Any
 
 from mappo_td.schema import Bounds, coerce, field_key
 from mappo_td.schema import config_field as _f
+from mappo_td.skrl_compat import from_skrl, resolve_auto_intervals
 from mappo_td.validation import BODIES, FAST_MODES, validate
 
 PerAgentValue = float | dict
@@ -158,6 +159,9 @@ class TrainConfig:
             'compile'
         """
         d = typed_dict(d)
+        x = d.get("mappo", {}).get("experiment")
+        if isinstance(x, Mapping):  # skrl's "auto" intervals, for this run's length
+            d["mappo"]["experiment"] = resolve_auto_intervals(x, d.get("timesteps", cls.__dataclass_fields__["timesteps"].default))
         kwargs = _coerced(cls, {k: v for k, v in d.items() if k not in ("mappo", "env", "model")}, "")
         kwargs["mappo"] = _build(MAPPOConfig, d.get("mappo", {}), "mappo")
         kwargs["env"] = _build(EnvConfig, d.get("env", {}), "env")
@@ -181,7 +185,8 @@ SECTIONS = ("mappo", "env", "model", "experiment")  # nested config sections; ev
 
 def typed_dict(d: Mapping[str, Any]) -> dict[str, Any]:
     """The typed layout of a config dict given in either form: ``MAPPO_DEFAULT_CONFIG``'s keys (``"lambda"``,
-    ``"experiment"``, ...) at the top move under ``"mappo"``; the earlier ``compile``/``cudagraphs`` flags become ``fast``.
+    ``"experiment"``, ...) at the top move under ``"mappo"``; the earlier ``compile``/``cudagraphs`` flags become ``fast``;
+    skrl 1.x/2.x keys are mapped (:mod:`mappo_td.skrl_compat`).
     Unknown top-level keys are errors.
 
     Example:
@@ -190,7 +195,7 @@ def typed_dict(d: Mapping[str, Any]) -> dict[str, Any]:
     """
     if not isinstance(d, Mapping):
         raise ValueError(f"a config must be a dict (a JSON/YAML mapping), got {type(d).__name__}")
-    d = dict(d)
+    d = from_skrl(d)  # skrl 1.x/2.x keys (mixed_precision, observation_preprocessor, ...)
     for legacy in ("cudagraphs", "compile"):  # the earlier flags: compile -> "compile", cudagraphs -> "cudagraphs"
         if legacy in d and coerce(legacy, d.pop(legacy), bool):
             d.setdefault("fast", "cudagraphs" if legacy == "cudagraphs" or d.get("fast") == "cudagraphs" else legacy)
@@ -199,7 +204,7 @@ def typed_dict(d: Mapping[str, Any]) -> dict[str, Any]:
     mappo = d.pop("mappo", None) or {}
     if not isinstance(mappo, Mapping):
         raise ValueError(f"mappo must be a dict of its keys, got {mappo!r}")
-    mappo = dict(mappo)
+    mappo = from_skrl(mappo)
     for k in [k for k in d if k in mappo_keys and k not in top]:
         mappo[k] = d.pop(k)
     unknown = [k for k in d if k not in top]

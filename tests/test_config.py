@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from mappo_td.config import MAPPOConfig, TrainConfig
+from mappo_td.config import MAPPOConfig, TrainConfig, merge_config
 from mappo_td.trainer import MAPPOTrainer
 from tests.helpers import small_config
 
@@ -138,3 +138,36 @@ def test_one_precedence_rule_defaults_file_flags():
     assert cfg.mappo.mini_batches == 2  # defaults where neither says
     per_agent = merge_config({"discount_factor": {"agent_0": 0.9, "agent_1": 0.8}}, {"discount_factor": {"agent_0": 0.7}})
     assert per_agent["mappo"]["discount_factor"] == {"agent_0": 0.7}  # a per-agent dict is one value: replaced whole
+
+
+def test_a_skrl_2x_config_maps_as_documented():
+    """skrl 2.x names, mixed_precision and "auto" intervals (mappo_td/skrl_compat.py's table)."""
+    cfg = TrainConfig.from_dict({
+        "timesteps": 12_345, "rollouts": 16, "gae_lambda": 0.9, "mixed_precision": False,
+        "observation_preprocessor": "RunningStandardScaler", "observation_preprocessor_kwargs": {"clip_threshold": 4.0},
+        "state_preprocessor": "RunningStandardScaler", "state_preprocessor_kwargs": {"epsilon": 1e-5},
+        "value_preprocessor": "RunningStandardScaler",
+        "experiment": {"write_interval": "auto", "checkpoint_interval": "auto", "directory": "runs"},
+    })
+    m = cfg.mappo
+    assert (m.state_preprocessor, m.state_preprocessor_kwargs) == ("RunningStandardScaler", {"clip_threshold": 4.0})  # observations
+    assert (m.shared_state_preprocessor, m.shared_state_preprocessor_kwargs) == ("RunningStandardScaler", {"epsilon": 1e-5})  # state
+    assert m.lambda_ == 0.9
+    assert (m.experiment.write_interval, m.experiment.checkpoint_interval) == (123, 1234)  # skrl: timesteps / 100, / 10
+
+
+def test_a_skrl_1x_config_keeps_its_meaning_and_auto_follows_the_final_timesteps():
+    d = {"state_preprocessor": "RunningStandardScaler", "mixed_precision": False, "experiment": {"write_interval": "auto"}}
+    cfg = TrainConfig.from_dict(merge_config(d, {"timesteps": 500}))  # a flag given after the file
+    assert cfg.mappo.state_preprocessor == "RunningStandardScaler" and cfg.mappo.shared_state_preprocessor is None
+    assert cfg.mappo.experiment.write_interval == 5
+
+
+@pytest.mark.parametrize("d,needle", [
+    ({"mixed_precision": True}, "mixed_precision=true"),
+    ({"observation_preprocessor": None, "shared_state_preprocessor": None}, "mixes skrl 2.x"),
+    ({"lambda": 0.9, "gae_lambda": 0.8}, "both 'lambda'"),
+])
+def test_skrl_keys_that_cannot_be_honoured_are_clear_errors(d, needle):
+    with pytest.raises(ValueError, match=needle):
+        TrainConfig.from_dict(d)
