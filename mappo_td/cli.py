@@ -193,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("torchrl").setLevel(logging.WARNING)  # keep the progress bar on one line
     from mappo_td.train import CheckpointError, NonFiniteError, RenderError
     from mappo_td.train.distributed import DistributedError, shutdown, world
+    from mappo_td.train.interrupt import EXIT_INTERRUPTED, Interrupted
     from mappo_td.trainer import MAPPOTrainer
 
     def say(*a: Any, **k: Any) -> None:  # torchrun: rank 0 speaks for the run
@@ -220,6 +221,13 @@ def main(argv: list[str] | None = None) -> int:
             trainer = _trainer_for_eval(args.checkpoint, overrides)
             result = trainer.evaluate(args.episodes, render=args.render)
             print(f"{int(result['episodes'])} episodes: mean return {result['return_mean']:.4f} (std {result['return_std']:.4f})")
+    except Interrupted as err:
+        say(f"mappo-td: stopped at timestep {err.timestep}; checkpoint {err.checkpoint}. Continue with:\n"
+            f"  mappo-td train --resume {err.checkpoint}", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print("mappo-td: aborted; nothing was written after the last checkpoint.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except DistributedError as err:
         print(f"mappo-td: error: {err}", file=sys.stderr)
         return 1

@@ -41,6 +41,10 @@ class ExperimentConfig:
     checkpoint_interval: int = _f(1000, "interval for checkpoints (timesteps; 0: only at the end)", min=0)
     store_separately: bool = _f(False, "store each model in its own checkpoint file")
     keep_checkpoints: int = _f(0, "keep only the newest N checkpoints of the run (0: keep all)", min=0)
+    eval_interval: int = _f(0, "evaluate the deterministic policy every N timesteps on separate envs: eval/return_mean, "
+                               "checkpoints/best_agent.pt (0: off)", min=0)
+    eval_episodes: int = _f(10, "episodes per evaluation during training", min=1)
+    eval_render: bool = _f(False, "with eval_interval: also write each evaluation's first episode to <run>/eval/eval_<timestep>.gif")
     wandb: bool = _f(False, "log to Weights & Biases (needs the wandb package)")
     wandb_kwargs: dict = _f({}, "wandb.init kwargs (JSON)")
 

@@ -69,8 +69,10 @@ class MAPPOTrainer:
 
     def _train(self) -> dict[str, Any]:
         lrn = self.learner
+        purge = None
         if self.resume is not None:
             r = self.resume
+            purge = r.timestep + 1  # TensorBoard: hide what an earlier session logged after the checkpoint
             if r.world_size != lrn.world_size:
                 raise CheckpointError(f"{r.checkpoint} was written by a run of {r.world_size} process(es); this run has "
                                       f"{lrn.world_size}. Resume with the same number (torchrun --nproc-per-node "
@@ -78,7 +80,7 @@ class MAPPOTrainer:
             self.run_dir, self.resume = on_rank0(lambda: prepare_resume(r)), None
         run_dir = on_rank0(lambda: self.run_dir or new_run_dir(self.cfg))  # torchrun: rank 0 names and writes the run
         made: dict[str, RunLogger] = {}
-        on_rank0(lambda: made.setdefault("log", RunLogger(run_dir, self.cfg)) and None)  # an error there stops every rank
+        on_rank0(lambda: made.setdefault("log", RunLogger(run_dir, self.cfg, purge_step=purge)) and None)  # an error there stops every rank
         logger = made.get("log") or NullLogger(run_dir)
         self.run_dir = logger.run_dir
         return loop.train(lrn, logger)

@@ -171,3 +171,12 @@ def test_recurrent_run_from_the_command_line_then_eval(tmp_path, capsys):
     assert "3 episodes: mean return" in capsys.readouterr().out
     assert main(["train", "--body", "gru", "--no-progress"]) == 2
     assert "data_chunk_length=10 must divide rollouts=16" in capsys.readouterr().err
+
+
+def test_help_shows_readable_defaults_and_typed_metavars(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "null" not in out and '(default: "")' not in out and " V " not in out and "[--tanh-squash V]" not in out
+    assert "--learning-rate-scheduler NAME" in out and "(default: none)" in out and "--directory TEXT" in out
+    assert "--rollouts N" in out and "--learning-rate X|JSON" in out and "--tanh-squash, --no-tanh-squash" in out

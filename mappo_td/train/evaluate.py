@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from tensordict import TensorDictBase
 from tensordict.nn import InteractionType, TensorDictSequential, set_interaction_type
@@ -9,6 +11,7 @@ from torchrl.envs import EnvBase
 
 from mappo_td.envs import make_env
 from mappo_td.models.recurrent import with_recurrent_state
+from mappo_td.train.checkpoint import CheckpointError, learner_state, load_checkpoint, save_checkpoint
 from mappo_td.train.learner import Learner
 from mappo_td.train.stats import episode_returns
 
@@ -82,3 +85,58 @@ def write_animation(frames: list, path: str) -> None:
         raise RenderError("rendering to a GIF needs Pillow: pip install pillow") from None
     images = [Image.fromarray(f) for f in frames]
     images[0].save(path, save_all=True, append_images=images[1:], duration=50, loop=0)
+
+
+class PeriodicEval:
+    """Evaluation during training (``experiment.eval_interval``): the deterministic policy on its own environments
+    (built once, seeded ``seed + 1``), ``eval/return_mean`` / ``eval/return_std`` for the log row, and
+    ``checkpoints/best_agent.pt`` (a full checkpoint plus ``eval_return``) whenever the return is the best so far
+    (a resumed run starts from the best already there). Every rank evaluates under torchrun; rank 0 writes.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from mappo_td import TrainConfig
+        >>> from mappo_td.train import build_learner
+        >>> lrn = build_learner(TrainConfig.from_dict({"device": "cpu", "env": {"num_envs": 2, "max_steps": 5},
+        ...                                            "experiment": {"eval_interval": 4, "eval_episodes": 2}}))
+        >>> ev = PeriodicEval(lrn, Path(tempfile.mkdtemp()))
+        >>> row = ev.run(); sorted(row), (ev.run_dir / "checkpoints" / "best_agent.pt").exists()
+        (['eval/return_mean', 'eval/return_std'], True)
+    """
+
+    COLUMNS = ("eval/return_mean", "eval/return_std")
+
+    def __init__(self, learner: Learner, run_dir: Path | str) -> None:
+        if learner.user_env:
+            raise ValueError("experiment.eval_interval needs environments built from the config; with your own env, "
+                             "call trainer.evaluate(env=...) between train() calls instead.")
+        from pathlib import Path
+
+        self.learner, self.run_dir = learner, Path(run_dir)
+        x = learner.cfg.mappo.experiment
+        self.episodes, self.render = x.eval_episodes, x.eval_render
+        cfg = learner.cfg
+        self.env = make_env(cfg.env, learner.device, cfg.seed + 1, num_envs=min(self.episodes, cfg.env.num_envs))
+        self.best_path = self.run_dir / "checkpoints" / "best_agent.pt"
+        self.best = -float("inf")
+        if self.best_path.exists():
+            try:
+                self.best = float(load_checkpoint(self.best_path).get("eval_return", self.best))
+            except CheckpointError:
+                pass  # unreadable: the next evaluation replaces it
+
+    def run(self) -> dict[str, float]:
+        """Evaluate now; returns the log columns (and keeps ``best_agent.pt``)."""
+        lrn = self.learner
+        gif = None
+        if self.render:
+            gif = self.run_dir / "eval" / f"eval_{lrn.timestep}.gif"
+            gif.parent.mkdir(parents=True, exist_ok=True)
+        res = evaluate(lrn, self.episodes, render=str(gif) if gif is not None and lrn.rank == 0 else None, env=self.env)
+        if res["return_mean"] > self.best:
+            self.best = res["return_mean"]
+            state = {**learner_state(lrn), "eval_return": self.best}  # every rank (torchrun gathers RNG states)
+            if lrn.rank == 0:
+                save_checkpoint(state, self.best_path)
+        return {"eval/return_mean": res["return_mean"], "eval/return_std": res["return_std"]}

@@ -10,6 +10,7 @@ import io
 import json
 import math
 import os
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +34,8 @@ def new_run_dir(cfg: TrainConfig) -> Path:
 class RunLogger:
     """Writes one run's outputs under ``run_dir``: ``config.json``/``config.yaml``, ``tensorboard/``,
     ``progress.csv``, W&B when ``experiment.wandb``; ``checkpoints/`` is made for the checkpoints.
+    ``purge_step`` (a resumed run: the checkpoint's timestep + 1) hides the TensorBoard events an earlier
+    session wrote from that step on, so no step shows twice (the CSV is cut by :func:`prepare_resume`).
 
     Example:
         >>> import tempfile
@@ -42,7 +45,7 @@ class RunLogger:
         ['timestep,reward/episode_mean', '5,1.5']
     """
 
-    def __init__(self, run_dir: Path, cfg: TrainConfig) -> None:
+    def __init__(self, run_dir: Path, cfg: TrainConfig, *, purge_step: int | None = None) -> None:
         self.run_dir = Path(run_dir)
         (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         text = json.dumps(cfg.to_dict(), indent=2, default=str)
@@ -53,9 +56,7 @@ class RunLogger:
             (self.run_dir / "config.yaml").write_text(yaml.safe_dump(json.loads(text), sort_keys=False))
         except ImportError:
             pass
-        from torchrl.record.loggers import TensorboardLogger
-
-        self._tb = TensorboardLogger(exp_name="tensorboard", log_dir=str(self.run_dir))
+        self._tb = _tensorboard(self.run_dir, purge_step)
         self._wandb = None
         x = cfg.mappo.experiment
         if x.wandb:
@@ -87,6 +88,18 @@ class RunLogger:
         self._tb.experiment.flush()
 
 
+def _tensorboard(run_dir: Path, purge_step: int | None) -> Any:
+    """TorchRL's ``TensorboardLogger`` whose writer gets ``purge_step`` (TensorBoard's own resume mechanism)."""
+    from torch.utils.tensorboard import SummaryWriter
+    from torchrl.record.loggers import TensorboardLogger
+
+    class Resumable(TensorboardLogger):
+        def _create_experiment(self) -> SummaryWriter:
+            return SummaryWriter(log_dir=os.path.join(self.log_dir, self.exp_name), purge_step=purge_step)
+
+    return Resumable(exp_name="tensorboard", log_dir=str(run_dir))
+
+
 class NullLogger:
     """What ranks other than 0 log through under torchrun: :class:`RunLogger`'s interface, writing nothing.
 
@@ -106,21 +119,65 @@ class NullLogger:
         """Nothing to flush."""
 
 
-def progress_bar(cfg: TrainConfig, timestep: int, device: Any, world_size: int = 1) -> Any:
-    """A tqdm bar over frames, of every process under torchrun (``None`` when ``cfg.progress`` is off).
+class Progress:
+    """The progress bar (tqdm, over the frames of every process): one speed, frames/s over the last update, and the
+    mean episode reward of the episodes finished since the last log row, refreshed at every update (per group too
+    when there are several). The reward is read from the device-side sums one update late on CUDA (a non-blocking
+    copy), so the bar never waits for the device.
 
     Example:
-        >>> progress_bar(TrainConfig.from_dict({"progress": False}), 0, "cpu") is None
+        >>> Progress.of(TrainConfig.from_dict({"progress": False}), 0, "cpu") is None
         True
     """
-    if not cfg.progress:
-        return None
-    from tqdm import tqdm
 
-    frames = cfg.timesteps * cfg.env.num_envs * world_size
-    where = f"{device} x {world_size} processes" if world_size > 1 else str(device)
-    return tqdm(total=frames, initial=min(timestep * cfg.env.num_envs * world_size, frames), unit="frames", unit_scale=True,
-                desc=f"MAPPO {cfg.env.scenario} [{where}]", dynamic_ncols=True)
+    def __init__(self, cfg: TrainConfig, timestep: int, device: Any, world_size: int = 1) -> None:
+        from tqdm import tqdm
+
+        frames = cfg.timesteps * cfg.env.num_envs * world_size
+        where = f"{device} x {world_size} processes" if world_size > 1 else str(device)
+        self.bar = tqdm(total=frames, initial=min(timestep * cfg.env.num_envs * world_size, frames), unit="frames",
+                        unit_scale=True, desc=f"MAPPO {cfg.env.scenario} [{where}]", dynamic_ncols=True,
+                        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
+        self.t = time.perf_counter()
+        self.pending: tuple[list[str], Any, Any] | None = None
+        self.shown: dict[str, str] = {}
+
+    @classmethod
+    def of(cls, cfg: TrainConfig, timestep: int, device: Any, world_size: int = 1) -> Progress | None:
+        """The bar, or ``None`` when ``cfg.progress`` is off."""
+        return cls(cfg, timestep, device, world_size) if cfg.progress else None
+
+    def update(self, frames: int, rewards: dict[str, Any]) -> None:
+        """Advance by ``frames``; ``rewards``: name -> ``[return sum, episodes]`` device tensor (since the last log)."""
+        import torch
+
+        now = time.perf_counter()
+        fps, self.t = frames / max(now - self.t, 1e-9), now
+        self._show_ready()  # last update's copy, if it has landed
+        if rewards:
+            stacked = torch.stack(list(rewards.values()))
+            event = torch.cuda.Event() if stacked.is_cuda else None
+            host = stacked.to("cpu", non_blocking=event is not None)
+            if event is not None:
+                event.record()
+            self.pending = (list(rewards), host, event)
+            if event is None:
+                self._show_ready()
+        self.bar.set_postfix({"fps": f"{fps:,.0f}", **self.shown}, refresh=False)
+        self.bar.update(frames)
+
+    def _show_ready(self) -> None:
+        if self.pending is None or (self.pending[2] is not None and not self.pending[2].query()):
+            return
+        names, host, _ = self.pending
+        for name, (total, n) in zip(names, host.tolist()):
+            if n > 0:
+                self.shown[name] = f"{total / n:.3f}"
+        self.pending = None
+
+    def close(self) -> None:
+        """Close the bar."""
+        self.bar.close()
 
 
 def copy_csv_rows(src: Path, dst: Path, until: int) -> None:

@@ -19,8 +19,10 @@ from torchrl.modules import set_recurrent_mode
 from mappo_td.train.checkpoint import prune_checkpoints, restart_episodes, save_learner
 from mappo_td.train.data import chunks, minibatches
 from mappo_td.train.distributed import collectives_named
+from mappo_td.train.evaluate import PeriodicEval
+from mappo_td.train.interrupt import Interrupted, graceful_stop
 from mappo_td.train.learner import Learner
-from mappo_td.train.logging import RunLogger, progress_bar
+from mappo_td.train.logging import Progress, RunLogger
 from mappo_td.train.step import compute_advantages
 
 
@@ -134,7 +136,10 @@ def _checkpoint(learner: Learner, logger: RunLogger) -> Path:
 def train(learner: Learner, logger: RunLogger) -> dict[str, Any]:
     """Run until ``cfg.timesteps``, writing through ``logger``; returns a summary (last logged row, counters, paths).
 
-    Under torchrun every rank runs it (rows count every rank's frames; rank 0's ``logger``
+    The first SIGINT (Ctrl-C) or SIGTERM finishes the current update, logs a row, writes a checkpoint and raises
+    :class:`~mappo_td.train.interrupt.Interrupted`; a second one aborts at once (``KeyboardInterrupt``). With
+    ``experiment.eval_interval`` the row also holds ``eval/return_mean`` (see
+    :class:`~mappo_td.train.evaluate.PeriodicEval`). Under torchrun every rank runs it (rows count every rank's frames; rank 0's ``logger``
     writes, the others' is a :class:`~mappo_td.train.logging.NullLogger`); a failed or
     timed-out collective (a rank died) raises :class:`~mappo_td.train.distributed.DistributedError`.
 
@@ -156,47 +161,60 @@ def _train(learner: Learner, logger: RunLogger) -> dict[str, Any]:
     cfg, m = learner.cfg, learner.cfg.mappo
     x = m.experiment
     world = learner.world_size
-    bar = progress_bar(cfg, learner.timestep, learner.device, world) if learner.rank == 0 else None
+    bar = Progress.of(cfg, learner.timestep, learner.device, world) if learner.rank == 0 else None
+    evaluator = PeriodicEval(learner, logger.run_dir) if x.eval_interval else None
     last_row: dict[str, Any] = {}
     t_log, frames_log = time.perf_counter(), 0
     next_write, next_ckpt = _next(learner.timestep, x.write_interval), _next(learner.timestep, x.checkpoint_interval)
-    while learner.timestep < cfg.timesteps:
-        # 1. collect `rollouts` steps from every env with the current stochastic policy
-        try:
-            data = collect(learner)
-        except Exception as err:  # e.g. the simulator refusing NaN actions: say why, if that is why
-            learner.stats.raise_if_nonfinite(learner.timestep, cause=err)
-            raise
-        shape_rewards(learner, data)
-        learner.stats.track(data)
-        learner.timestep += m.rollouts
-        learner.iteration += 1
-        frames_log += data.numel()
+    next_eval = _next(learner.timestep, x.eval_interval)
+    with graceful_stop() as stop:
+        while learner.timestep < cfg.timesteps:
+            # 1. collect `rollouts` steps from every env with the current stochastic policy
+            try:
+                data = collect(learner)
+            except Exception as err:  # e.g. the simulator refusing NaN actions: say why, if that is why
+                learner.stats.raise_if_nonfinite(learner.timestep, cause=err)
+                raise
+            shape_rewards(learner, data)
+            learner.stats.track(data)
+            learner.timestep += m.rollouts
+            learner.iteration += 1
+            frames_log += data.numel()
 
-        # 2-3. advantages, then epochs x minibatches (not before learning_starts)
-        if learner.timestep - 1 >= m.learning_starts:
-            update(learner, data)
-
-        # 4. log / checkpoint at intervals (the only host reads)
-        if learner.timestep >= next_write or learner.timestep >= cfg.timesteps:
-            learner.stats.raise_if_nonfinite(learner.timestep)
-            fps = frames_log * world / (time.perf_counter() - t_log)  # every rank collects as many frames
-            last_row = log_row(learner, fps)
-            logger.write(last_row)
-            t_log, frames_log = time.perf_counter(), 0
-            next_write = _next(learner.timestep, x.write_interval)
+            # 2-3. advantages, then epochs x minibatches (not before learning_starts)
+            if learner.timestep - 1 >= m.learning_starts:
+                update(learner, data)
             if bar is not None:
-                r = last_row["reward/episode_mean"]
-                bar.set_postfix(reward=f"{r:.3f}" if math.isfinite(r) else "n/a (no episode ended yet)", fps=f"{fps:,.0f}", refresh=False)
-        if bar is not None:
-            bar.update(data.numel() * world)
-        if learner.timestep >= next_ckpt and learner.timestep < cfg.timesteps:
-            _checkpoint(learner, logger)
-            next_ckpt = _next(learner.timestep, x.checkpoint_interval)
-            restart_episodes(learner)  # a resumed run restarts episodes here too: resume is exact
+                bar.update(data.numel() * world, learner.stats.recent_rewards())
+            stopping = stop.agreed()  # Ctrl-C / SIGTERM: the update is done; log, checkpoint, stop
+
+            # 4. log (with an evaluation when due) / checkpoint at intervals (the only host reads)
+            evaluating = evaluator is not None and learner.timestep >= next_eval
+            if learner.timestep >= next_write or learner.timestep >= cfg.timesteps or evaluating or stopping:
+                learner.stats.raise_if_nonfinite(learner.timestep)
+                fps = frames_log * world / (time.perf_counter() - t_log)  # every rank collects as many frames
+                last_row = log_row(learner, fps)
+                if evaluator is not None:
+                    last_row.update(evaluator.run() if evaluating else dict.fromkeys(PeriodicEval.COLUMNS, math.nan))
+                    next_eval = _next(learner.timestep, x.eval_interval)
+                logger.write(last_row)
+                t_log, frames_log = time.perf_counter(), 0
+                next_write = _next(learner.timestep, x.write_interval)
+            if stopping:
+                path = _checkpoint(learner, logger)
+                _close(bar, logger)
+                raise Interrupted(learner.timestep, path)
+            if learner.timestep >= next_ckpt and learner.timestep < cfg.timesteps:
+                _checkpoint(learner, logger)
+                next_ckpt = _next(learner.timestep, x.checkpoint_interval)
+                restart_episodes(learner)  # a resumed run restarts episodes here too: resume is exact
     path = _checkpoint(learner, logger)
+    _close(bar, logger)
+    return {**last_row, "timestep": learner.timestep, "iteration": learner.iteration, "updates": learner.updates,
+            "checkpoint": str(path), "run_dir": str(logger.run_dir)}
+
+
+def _close(bar: Progress | None, logger: RunLogger) -> None:
     if bar is not None:
         bar.close()
     logger.close()
-    return {**last_row, "timestep": learner.timestep, "iteration": learner.iteration, "updates": learner.updates,
-            "checkpoint": str(path), "run_dir": str(logger.run_dir)}

@@ -109,6 +109,21 @@ class TrainingStats:
         bad = self.bad_terms.any() | self.bad_params.any()
         self.first_bad_update.copy_(torch.where((self.first_bad_update < 0) & bad, timestep, self.first_bad_update))
 
+    def recent_rewards(self) -> dict[str, torch.Tensor]:
+        """``[return sum, episodes]`` (device tensors) of the episodes finished since the last row: the team's
+        (``"reward"``) and, with several groups, each group's (for the progress bar; nothing is read here).
+
+        Example:
+            >>> s = TrainingStats({"a": ["a0"], "b": ["b0"]}, [], torch.device("cpu"))
+            >>> sorted(s.recent_rewards())
+            ['a', 'b', 'reward']
+        """
+        n = self.sums["episodes"]
+        out = {"reward": torch.stack([self.sums["ep_return"], n])}
+        if len(self.group_map) > 1:
+            out.update({g: torch.stack([self.sums[f"{g}/ep_return"], n]) for g in self.group_map})
+        return out
+
     def count_update(self) -> None:
         """Count one minibatch step (of every group)."""
         self.sums["updates"] += 1
