@@ -6,6 +6,8 @@
     mappo-td train --config skrl_cfg.yaml       # skrl's MAPPO_DEFAULT_CONFIG dict, verbatim
     mappo-td train --resume runs/<name>/checkpoints            # --fork NEW_NAME / --overwrite-later for an older checkpoint
     mappo-td eval runs/<name>/checkpoints --episodes 20
+    mappo-td train --seeds 0 1 2 --experiment-name nav    # runs/nav_seed0, _seed1, _seed2
+    mappo-td plot runs/nav_seed*                          # reward vs frames and wall time (pip install -e ".[plot]")
     torchrun --nproc-per-node 4 $(which mappo-td) train --num-envs 1024   # data parallel: 4 x 1024 envs, one model
 """
 
@@ -16,12 +18,14 @@ import dataclasses
 import json
 import os
 import sys
+import time
 import traceback
 import typing
 from pathlib import Path
 from typing import Any
 
 from mappo_td.config import EnvConfig, ExperimentConfig, MAPPOConfig, ModelConfig, TrainConfig, merge_config
+from mappo_td.plot import SEED_SUFFIX
 
 SECTIONS = (("MAPPO (the source document's MAPPO_DEFAULT_CONFIG)", MAPPOConfig, ("mappo",)), ("experiment", ExperimentConfig, ("mappo", "experiment")),
             ("environment", EnvConfig, ("env",)), ("model", ModelConfig, ("model",)), ("run", TrainConfig, ()))
@@ -168,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fields(train)
     for mode in ("compile", "cudagraphs"):
         train.add_argument(f"--{mode}", dest="TrainConfig.fast", action="store_const", const=mode, help=f"shorthand for --fast {mode}")
+    train.add_argument("--seeds", type=int, nargs="+", metavar="N",
+                       help="train once per seed, one after another, into sibling folders <experiment-name>_seed<N> (see plot)")
+    pl = sub.add_parser("plot", help="learning curves (reward vs frames and vs wall time) of run folders, to a PNG")
+    pl.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (runs/<name>); <name>_seed<N> siblings are one curve")
+    pl.add_argument("-o", "--out", metavar="PNG", default=None,
+                    help="output file (default: RUN_DIR/reward.png for one run, else reward.png here)")
     ev = sub.add_parser("eval", help="evaluate a checkpoint with the deterministic policy")
     ev.add_argument("checkpoint", help="checkpoint file or checkpoints folder (newest agent_*.pt)")
     ev.add_argument("--episodes", type=_positive_int, default=10, help="number of episodes (default: 10)")
@@ -188,13 +198,16 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(["train", *(argv or [])])
     if (args.command == "train" and not args.resume) and (args.fork or args.overwrite_later):
         build_parser().error("--fork and --overwrite-later go with --resume")
+    if args.command == "train" and args.seeds and args.resume:
+        build_parser().error("--seeds starts new runs; it does not go with --resume (resume each seed's run on its own)")
+    if args.command == "plot":
+        return _plot(args)
     import logging
 
     logging.getLogger("torchrl").setLevel(logging.WARNING)  # keep the progress bar on one line
     from mappo_td.train import CheckpointError, NonFiniteError, RenderError
     from mappo_td.train.distributed import DistributedError, shutdown, world
     from mappo_td.train.interrupt import EXIT_INTERRUPTED, Interrupted
-    from mappo_td.trainer import MAPPOTrainer
 
     def say(*a: Any, **k: Any) -> None:  # torchrun: rank 0 speaks for the run
         if world()[0] == 0:
@@ -204,18 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             # One precedence rule: defaults < config file < flags (and, resuming, the checkpoint's config below both).
             d = merge_config(read_config(args.config), _overrides(args)) if args.config else _overrides(args)
-            if args.resume:
-                trainer = MAPPOTrainer.from_checkpoint(args.resume, d, fork=args.fork, overwrite_later=args.overwrite_later)
-                say(f"resuming {args.resume} at timestep {trainer.timestep}", flush=True)
-            else:
-                trainer = MAPPOTrainer(TrainConfig.from_dict(d))
-            c, n = trainer.cfg, trainer.learner.world_size
-            procs = f" in each of {n} processes (torchrun)" if n > 1 else ""
-            say(f"MAPPO on {c.env.backend}/{c.env.scenario}: {c.env.num_envs} envs x {c.mappo.rollouts} steps per update{procs}, "
-                f"{c.timesteps} timesteps, device {trainer.device}", flush=True)
-            summary = trainer.train()
-            say(f"done: mean episode reward {summary.get('reward/episode_mean', float('nan')):.4f} at timestep {summary['timestep']}; "
-                  f"logs in {summary['run_dir']}, checkpoint {summary['checkpoint']}")
+            _train_runs(args, d, say)
         else:
             overrides = {"device": args.device} if args.device else {}
             trainer = _trainer_for_eval(args.checkpoint, overrides)
@@ -239,6 +241,44 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         shutdown()
+    return 0
+
+
+def _train_runs(args: argparse.Namespace, d: dict[str, Any], say: Any) -> None:
+    """Train (or resume) once, or once per ``--seeds`` entry into sibling folders ``<name>_seed<N>``."""
+    from mappo_td.trainer import MAPPOTrainer
+
+    runs = []
+    for seed in args.seeds or [None]:
+        if seed is not None:  # one name for all seeds (a timestamp when none is given)
+            base = TrainConfig.from_dict(d).mappo.experiment.experiment_name or f"{time.strftime('%y-%m-%d_%H-%M-%S')}_MAPPO"
+            d = merge_config(d, {"seed": seed, "experiment": {"experiment_name": f"{SEED_SUFFIX.sub('', base)}_seed{seed}"}})
+        if args.resume:
+            trainer = MAPPOTrainer.from_checkpoint(args.resume, d, fork=args.fork, overwrite_later=args.overwrite_later)
+            say(f"resuming {args.resume} at timestep {trainer.timestep}", flush=True)
+        else:
+            trainer = MAPPOTrainer(TrainConfig.from_dict(d))
+        c, n = trainer.cfg, trainer.learner.world_size
+        procs = f" in each of {n} processes (torchrun)" if n > 1 else ""
+        say(f"MAPPO on {c.env.backend}/{c.env.scenario}: {c.env.num_envs} envs x {c.mappo.rollouts} steps per update{procs}, "
+            f"{c.timesteps} timesteps, seed {c.seed}, device {trainer.device}", flush=True)
+        summary = trainer.train()
+        runs.append(summary["run_dir"])
+        say(f"done: mean episode reward {summary.get('reward/episode_mean', float('nan')):.4f} at timestep {summary['timestep']}; "
+            f"logs in {summary['run_dir']}, checkpoint {summary['checkpoint']}")
+    say(f"learning curve{'s' if len(runs) > 1 else ''}: mappo-td plot {' '.join(runs)}")
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from mappo_td.plot import plot_runs
+
+    out = args.out or (Path(args.runs[0]) / "reward.png" if len(args.runs) == 1 else Path("reward.png"))
+    try:
+        path = plot_runs(args.runs, out)
+    except (ValueError, OSError) as err:
+        print(f"mappo-td: error: {describe(err)}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
     return 0
 
 

@@ -1,6 +1,7 @@
 """The command line writes and reads its outputs, reports bad input, and has a flag for every field."""
 
 import csv
+import json
 
 import pytest
 
@@ -180,3 +181,18 @@ def test_help_shows_readable_defaults_and_typed_metavars(capsys):
     assert "null" not in out and '(default: "")' not in out and " V " not in out and "[--tanh-squash V]" not in out
     assert "--learning-rate-scheduler NAME" in out and "(default: none)" in out and "--directory TEXT" in out
     assert "--rollouts N" in out and "--learning-rate X|JSON" in out and "--tanh-squash, --no-tanh-squash" in out
+
+
+def test_seeds_train_sibling_runs_and_plot_overlays_them(tmp_path, capsys):
+    flags = ["train", "--device", "cpu", "--num-envs", "4", "--rollouts", "8", "--timesteps", "48", "--max-steps", "12",
+             "--hidden-sizes", "16", "--write-interval", "8", "--no-progress", "--directory", str(tmp_path), "--experiment-name", "nav"]
+    assert main([*flags, "--seeds", "3", "4"]) == 0
+    runs = [tmp_path / "nav_seed3", tmp_path / "nav_seed4"]
+    assert [json.loads((r / "config.json").read_text())["seed"] for r in runs] == [3, 4]
+    times = [float(r["time_s"]) for r in csv.DictReader((runs[0] / "progress.csv").open())]
+    assert len(times) == 6 and times == sorted(times) and times[0] > 0
+    assert f"mappo-td plot {runs[0]} {runs[1]}" in capsys.readouterr().out
+    out = tmp_path / "curves.png"
+    assert main(["plot", str(runs[0]), str(runs[1]), "-o", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
+    assert main(["plot", str(tmp_path / "missing")]) == 2 and "has no progress.csv" in capsys.readouterr().err

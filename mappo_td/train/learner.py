@@ -52,6 +52,7 @@ class Learner:
     timestep: int = 0  # environment steps taken (each advances every parallel env)
     iteration: int = 0
     updates: int = 0  # gradient steps
+    wall_s: float = 0.0  # wall-clock seconds of training so far (resumed runs continue the count)
     last_batch: TensorDictBase | None = field(default=None, repr=False)  # the last update's flat batch
 
 

@@ -109,7 +109,7 @@ def _next(timestep: int, interval: int) -> float:
 
 
 def log_row(learner: Learner, fps: float) -> dict[str, Any]:
-    """The row logged now: counters, speed, episode statistics, per-group loss terms and learning rates (host reads).
+    """The row logged now: counters, wall time, speed, episode statistics, per-group loss terms and learning rates (host reads).
 
     Example:
         >>> from mappo_td import TrainConfig
@@ -119,7 +119,7 @@ def log_row(learner: Learner, fps: float) -> dict[str, Any]:
         (100.0, 0.001)
     """
     head = {"timestep": learner.timestep, "frames": learner.timestep * learner.cfg.env.num_envs * learner.world_size,
-            "iteration": learner.iteration, "frames_per_s": fps}
+            "iteration": learner.iteration, "time_s": learner.wall_s, "frames_per_s": fps}
     row = learner.stats.row(head)
     for g in learner.groups:
         row[f"{g.name}/learning_rate"] = float(g.optimizer.effective_lr().float().mean())
@@ -167,6 +167,7 @@ def _train(learner: Learner, logger: RunLogger) -> dict[str, Any]:
     t_log, frames_log = time.perf_counter(), 0
     next_write, next_ckpt = _next(learner.timestep, x.write_interval), _next(learner.timestep, x.checkpoint_interval)
     next_eval = _next(learner.timestep, x.eval_interval)
+    t_start, wall_before = time.perf_counter(), learner.wall_s
     with graceful_stop() as stop:
         while learner.timestep < cfg.timesteps:
             # 1. collect `rollouts` steps from every env with the current stochastic policy
@@ -180,6 +181,7 @@ def _train(learner: Learner, logger: RunLogger) -> dict[str, Any]:
             learner.timestep += m.rollouts
             learner.iteration += 1
             frames_log += data.numel()
+            learner.wall_s = wall_before + time.perf_counter() - t_start
 
             # 2-3. advantages, then epochs x minibatches (not before learning_starts)
             if learner.timestep - 1 >= m.learning_starts:
