@@ -25,6 +25,7 @@ PerAgentValue = float | dict
 
 DEFAULT_HIDDEN_SIZES = (64, 64)  # the builders' default too
 DEFAULT_ACTIVATION = "tanh"
+PETTINGZOO_NUM_ENVS = 8  # env.num_envs when backend is pettingzoo and none is given (VMAS: the field's default)
 
 
 def _per_agent(default: float, help: str, bounds: Bounds, **kw: Any) -> Any:
@@ -94,7 +95,7 @@ class EnvConfig:
 
     backend: str = _f("vmas", "'vmas' (batched, on the device) or 'pettingzoo' (parallel API, mpe2 tasks)", choices=("vmas", "pettingzoo"))
     scenario: str = _f("navigation", "VMAS scenario or PettingZoo task (e.g. simple_spread_v3)")
-    num_envs: int = _f(128, "number of parallel environments", min=1)
+    num_envs: int = _f(128, "number of parallel environments (PettingZoo, when not given: 8)", min=1)
     max_steps: int = _f(100, "episode time limit (reported as truncation)", min=1)
     continuous_actions: bool = _f(True, "continuous (Box) actions where the environment offers both")
     scenario_kwargs: dict | None = _f(None, "scenario kwargs (JSON); default: {\"n_agents\": 3} for VMAS navigation, else {}")
@@ -163,6 +164,9 @@ class TrainConfig:
             'compile'
         """
         d = typed_dict(d)
+        env = d.get("env") or {}
+        if isinstance(env, Mapping) and env.get("backend") == "pettingzoo" and "num_envs" not in env:
+            d["env"] = {**env, "num_envs": PETTINGZOO_NUM_ENVS}  # stepped one after another on the CPU: a handful
         x = d.get("mappo", {}).get("experiment")
         if isinstance(x, Mapping):  # skrl's "auto" intervals, for this run's length
             d["mappo"]["experiment"] = resolve_auto_intervals(x, d.get("timesteps", cls.__dataclass_fields__["timesteps"].default))

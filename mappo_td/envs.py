@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.util
 import inspect
 import re
 import warnings
@@ -96,8 +97,11 @@ def _pettingzoo_task(name: str, max_steps: int, continuous_actions: bool, kwargs
         except ImportError:
             continue
     if module is None:
-        raise ValueError(f"unknown PettingZoo task {name!r} (or its package is missing): MPE tasks such as simple_spread_v3 "
-                         "need `pip install mpe2`.")
+        if importlib.util.find_spec("mpe2") is None and name.startswith("simple"):
+            raise ValueError(f"PettingZoo task {name!r} is an MPE task, which lives in the mpe2 package, not installed here: "
+                             "pip install -e \".[pettingzoo]\" (or pip install mpe2).")
+        raise ValueError(f"unknown PettingZoo task {name!r}: not in mpe2, pettingzoo.sisl or pettingzoo.butterfly "
+                         "(MPE tasks such as simple_spread_v3 need the mpe2 package: pip install -e \".[pettingzoo]\").")
     try:
         return module.parallel_env(max_cycles=max_steps, continuous_actions=continuous_actions, **kwargs)
     except TypeError as err:
@@ -134,6 +138,9 @@ def make_env(cfg: EnvConfig, device: torch.device | str = "cpu", seed: int = 0, 
         env = TransformedEnv(_make_vmas(cfg, n, device, seed), StepCounter(max_steps=cfg.max_steps))
     elif cfg.backend == "pettingzoo":
         from torchrl.envs import PettingZooWrapper
+
+        # TorchRL notes, once per env copy, that it tests PettingZoo 1.24.3; mappo_td pins and tests 1.27 (pyproject.toml)
+        warnings.filterwarnings("ignore", message="PettingZoo in TorchRL is tested using version", category=UserWarning)
 
         def one() -> EnvBase:
             task = _pettingzoo_task(cfg.scenario, cfg.max_steps, cfg.continuous_actions, scenario_kwargs(cfg))

@@ -1,6 +1,7 @@
 """PettingZoo (mpe2) through the same modules: a two-group environment with per-agent configuration."""
 
 import csv
+import warnings
 
 import pytest
 import torch
@@ -84,3 +85,30 @@ def test_recurrent_policies_on_two_pettingzoo_groups():
         assert h[:, 1:][init].abs().max() == 0
     t.train()
     assert t.evaluate(2)["episodes"] == 2.0
+
+
+README_PZ = ["--backend", "pettingzoo", "--scenario", "simple_adversary_v3", "--no-continuous-actions", "--scenario-kwargs", "{}"]
+
+
+def test_the_readme_pettingzoo_command_logs_a_row_within_256_timesteps(tmp_path, capsys):
+    from mappo_td.cli import main
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert main(["train", *README_PZ, "--timesteps", "256", "--no-progress", "--directory", str(tmp_path), "--experiment-name", "pz"]) == 0
+    (row,) = csv.DictReader((tmp_path / "pz" / "progress.csv").open())
+    assert row["timestep"] == "256" and row["frames"] == str(256 * 8)  # the PettingZoo default: 8 envs
+    assert {"reward/adversary/episode_mean", "reward/agent/episode_mean"} <= set(row) and float(row["episode/count"]) > 0
+    assert not [w for w in seen if "tested using version" in str(w.message)]  # TorchRL's version note is silenced
+
+
+def test_a_missing_mpe2_says_how_to_install_it(monkeypatch):
+    import sys
+
+    from mappo_td.envs import EnvConfig, make_env
+
+    for mod in ("mpe2", "mpe2.simple_adversary_v3", "pettingzoo.mpe", "pettingzoo.mpe.simple_adversary_v3"):
+        monkeypatch.setitem(sys.modules, mod, None)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
+    with pytest.raises(ValueError, match=r"lives in the mpe2 package, not installed here: pip install -e \"\.\[pettingzoo\]\""):
+        make_env(EnvConfig(backend="pettingzoo", scenario="simple_adversary_v3", num_envs=1))
