@@ -128,7 +128,7 @@ class TrainConfig:
     mappo: MAPPOConfig = field(default_factory=MAPPOConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    timesteps: int = _f(36_000, "total environment steps (each step advances every parallel env)", min=1)
+    timesteps: int = _f(4_000, "total environment steps (each step advances every parallel env; the default, 4,000 x 128 envs = 512k frames, shows most of the learning on VMAS navigation: run longer with e.g. --timesteps 36000)", min=1)
     device: str = _f("auto", "'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1' ...")
     seed: int = _f(0, "random seed")
     fast: str = _f("off", "fast path: 'off' (eager), 'compile' (torch.compile acting and update), "
