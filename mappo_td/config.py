@@ -98,6 +98,8 @@ class EnvConfig:
     num_envs: int = _f(128, "number of parallel environments (PettingZoo, when not given: 8)", min=1)
     max_steps: int = _f(100, "episode time limit (reported as truncation)", min=1)
     continuous_actions: bool = _f(True, "continuous (Box) actions where the environment offers both")
+    workers: int = _f(0, "PettingZoo: 1 steps every env in this process (SerialEnv); 2 or more: one worker process per "
+                         "env (TorchRL's ParallelEnv); 0: worker processes when the machine has more cores than envs", min=0)
     scenario_kwargs: dict | None = _f(None, "scenario kwargs (JSON); default: {\"n_agents\": 3} for VMAS navigation, else {}")
 
 

@@ -11,11 +11,13 @@ import difflib
 import importlib
 import importlib.util
 import inspect
+import os
 import re
 import warnings
+from collections.abc import Mapping
 
 import torch
-from torchrl.envs import Compose, EnvBase, RewardSum, SerialEnv, StepCounter, TransformedEnv
+from torchrl.envs import Compose, EnvBase, ParallelEnv, RewardSum, SerialEnv, StepCounter, TransformedEnv
 
 from mappo_td.config import EnvConfig
 
@@ -108,6 +110,19 @@ def _pettingzoo_task(name: str, max_steps: int, continuous_actions: bool, kwargs
         raise ValueError(f"PettingZoo task {name!r} does not take scenario_kwargs {kwargs} ({err}).") from err
 
 
+def pettingzoo_workers(cfg: EnvConfig, n: int) -> int:
+    """Processes stepping ``n`` PettingZoo envs: 1 (this one), or one per env (``cfg.workers`` ≥ 2, or 0 on a
+    machine with more cores than envs).
+
+    Example:
+        >>> pettingzoo_workers(EnvConfig(workers=1), 8), pettingzoo_workers(EnvConfig(workers=2), 8)
+        (1, 8)
+    """
+    if cfg.workers == 0:
+        return n if (os.cpu_count() or 1) > n else 1
+    return 1 if cfg.workers == 1 else n
+
+
 def group_map(env: EnvBase) -> dict[str, list[str]]:
     """The ``{group: [agent names]}`` map of a (possibly batched or transformed) multi-agent env.
 
@@ -118,6 +133,8 @@ def group_map(env: EnvBase) -> dict[str, list[str]]:
     gm = getattr(env, "group_map", None)
     if gm is None and hasattr(env, "base_env"):
         gm = getattr(env.base_env, "group_map", None)
+    if callable(gm) and not isinstance(gm, Mapping):  # ParallelEnv: a proxy that fetches each worker's attribute
+        gm = list(gm)
     if isinstance(gm, (list, tuple)):  # SerialEnv / ParallelEnv: one map per worker
         gm = gm[0]
     if not gm:
@@ -147,7 +164,7 @@ def make_env(cfg: EnvConfig, device: torch.device | str = "cpu", seed: int = 0, 
             return PettingZooWrapper(task, categorical_actions=True, use_mask=False, device=device)
 
         _pettingzoo_task(cfg.scenario, cfg.max_steps, cfg.continuous_actions, scenario_kwargs(cfg))  # clear errors first
-        env = TransformedEnv(SerialEnv(n, one), StepCounter())
+        env = TransformedEnv(ParallelEnv(n, one) if pettingzoo_workers(cfg, n) > 1 else SerialEnv(n, one), StepCounter())
         env.set_seed(seed)
     else:
         raise ValueError(f"unknown backend {cfg.backend!r}; use 'vmas' or 'pettingzoo'.")

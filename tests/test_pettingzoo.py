@@ -112,3 +112,17 @@ def test_a_missing_mpe2_says_how_to_install_it(monkeypatch):
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
     with pytest.raises(ValueError, match=r"lives in the mpe2 package, not installed here: pip install -e \"\.\[pettingzoo\]\""):
         make_env(EnvConfig(backend="pettingzoo", scenario="simple_adversary_v3", num_envs=1))
+
+
+def test_worker_processes_step_the_same_episodes_as_one_process(tmp_path):
+    """env.workers >= 2 runs TorchRL's ParallelEnv (one process per env): the same seeds give the same run."""
+    from mappo_td.cli import main
+
+    out = {}
+    for workers in (1, 2):
+        d = tmp_path / f"w{workers}"
+        flags = ["train", *README_PZ, "--num-envs", "2", "--workers", str(workers), "--timesteps", "64", "--write-interval", "32",
+                 "--max-steps", "16", "--no-progress", "--directory", str(d), "--experiment-name", "r"]
+        assert main(flags) == 0
+        out[workers] = [(r["timestep"], r["reward/episode_mean"], r["adversary/loss_critic"]) for r in csv.DictReader((d / "r" / "progress.csv").open())]
+    assert out[1] == out[2] and len(out[1]) == 2

@@ -21,13 +21,15 @@ class RenderError(RuntimeError):
 
 
 @torch.no_grad()
-def evaluate(learner: Learner, episodes: int = 10, render: str | None = None, env: EnvBase | None = None) -> dict[str, float]:
+def evaluate(learner: Learner, episodes: int = 10, render: str | None = None, env: EnvBase | None = None,
+             frames: list | None = None) -> dict[str, float]:
     """Mean episode return (mean over agents) of the deterministic policy over ``episodes`` episodes.
 
     The environment: ``env`` if given; else the one the learner was built with when
     the caller gave it (its collector is reset afterwards); else a fresh one from the
     config (seed + 1, up to ``episodes`` parallel copies). ``render``: a GIF path for
-    the first episode of the first env.
+    the first episode of the first env; ``frames``: a list that receives that episode's frames (rendered
+    without writing a GIF when ``render`` is not given).
 
     Example:
         >>> from mappo_td import TrainConfig
@@ -43,7 +45,8 @@ def evaluate(learner: Learner, episodes: int = 10, render: str | None = None, en
     policy = TensorDictSequential(*[g.policy for g in learner.groups])
     env = with_recurrent_state(env, policy)  # recurrent policies: InitTracker + their state (no-op otherwise)
     returns: list[torch.Tensor] = []
-    frames: list = []
+    want = render is not None or frames is not None
+    frames = [] if frames is None else frames
 
     def grab(e: EnvBase, _: TensorDictBase) -> None:
         try:
@@ -54,7 +57,7 @@ def evaluate(learner: Learner, episodes: int = 10, render: str | None = None, en
 
     with set_interaction_type(InteractionType.DETERMINISTIC):
         while sum(len(r) for r in returns) < episodes:
-            td = env.rollout(cfg.env.max_steps, policy, break_when_any_done=False, callback=grab if render and not frames else None)
+            td = env.rollout(cfg.env.max_steps, policy, break_when_any_done=False, callback=grab if want and not frames else None)
             done = td.get(("next", "done")).squeeze(-1)
             first = done.long().cumsum(-1).eq(1) & done  # the first episode end of each env
             if not bool(first.any()):
@@ -91,7 +94,9 @@ class PeriodicEval:
     """Evaluation during training (``experiment.eval_interval``): the deterministic policy on its own environments
     (built once, seeded ``seed + 1``), ``eval/return_mean`` / ``eval/return_std`` for the log row, and
     ``checkpoints/best_agent.pt`` (a full checkpoint plus ``eval_return``) whenever the return is the best so far
-    (a resumed run starts from the best already there). Every rank evaluates under torchrun; rank 0 writes.
+    (a resumed run starts from the best already there); with ``eval_render`` the first episode goes to
+    ``eval/eval_<timestep>.gif`` and stays in :attr:`frames` for the loggers. Every rank evaluates under torchrun;
+    rank 0 writes.
 
     Example:
         >>> import tempfile
@@ -116,6 +121,7 @@ class PeriodicEval:
         self.learner, self.run_dir = learner, Path(run_dir)
         x = learner.cfg.mappo.experiment
         self.episodes, self.render = x.eval_episodes, x.eval_render
+        self.frames: list | None = None  # the last evaluation's first episode, with eval_render
         cfg = learner.cfg
         self.env = make_env(cfg.env, learner.device, cfg.seed + 1, num_envs=min(self.episodes, cfg.env.num_envs))
         self.best_path = self.run_dir / "checkpoints" / "best_agent.pt"
@@ -130,10 +136,11 @@ class PeriodicEval:
         """Evaluate now; returns the log columns (and keeps ``best_agent.pt``)."""
         lrn = self.learner
         gif = None
-        if self.render:
+        self.frames = [] if self.render else None
+        if self.render and lrn.rank == 0:
             gif = self.run_dir / "eval" / f"eval_{lrn.timestep}.gif"
             gif.parent.mkdir(parents=True, exist_ok=True)
-        res = evaluate(lrn, self.episodes, render=str(gif) if gif is not None and lrn.rank == 0 else None, env=self.env)
+        res = evaluate(lrn, self.episodes, render=str(gif) if gif is not None else None, env=self.env, frames=self.frames)
         if res["return_mean"] > self.best:
             self.best = res["return_mean"]
             state = {**learner_state(lrn), "eval_return": self.best}  # every rank (torchrun gathers RNG states)

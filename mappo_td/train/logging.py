@@ -83,6 +83,22 @@ class RunLogger:
                 w.writeheader()
             w.writerow(row)
 
+    def log_frames(self, name: str, frames: list, step: int) -> None:
+        """An episode's RGB frames (``H×W×3`` uint8): a filmstrip of up to 8 of them as a TensorBoard image (no video
+        codec needed), and the whole episode as a W&B video when W&B is on."""
+        import numpy as np
+
+        if not frames:
+            return
+        picks = [frames[i] for i in np.linspace(0, len(frames) - 1, min(8, len(frames))).astype(int)]
+        stride = max(1, picks[0].shape[0] // 256)
+        self._tb.experiment.add_image(name, np.concatenate([f[::stride, ::stride, :3] for f in picks], axis=1), step, dataformats="HWC")
+        if self._wandb is not None:
+            import torch
+
+            video = torch.as_tensor(np.stack([f[..., :3] for f in frames])).permute(0, 3, 1, 2)
+            self._wandb.log_video(name, video, step=step, fps=20)
+
     def close(self) -> None:
         """Flush TensorBoard."""
         self._tb.experiment.flush()
@@ -113,6 +129,9 @@ class NullLogger:
         self.run_dir = Path(run_dir)
 
     def write(self, row: dict[str, Any]) -> None:
+        """Nothing: rank 0 writes."""
+
+    def log_frames(self, name: str, frames: list, step: int) -> None:
         """Nothing: rank 0 writes."""
 
     def close(self) -> None:

@@ -198,6 +198,8 @@ def _train(learner: Learner, logger: RunLogger) -> dict[str, Any]:
                 last_row = log_row(learner, fps)
                 if evaluator is not None:
                     last_row.update(evaluator.run() if evaluating else dict.fromkeys(PeriodicEval.COLUMNS, math.nan))
+                    if evaluating and evaluator.frames:
+                        logger.log_frames("eval/episode", evaluator.frames, learner.timestep)
                     next_eval = _next(learner.timestep, x.eval_interval)
                 logger.write(last_row)
                 t_log, frames_log = time.perf_counter(), 0

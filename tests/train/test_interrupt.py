@@ -87,3 +87,15 @@ def test_resuming_from_an_older_checkpoint_shows_no_tensorboard_step_twice(tmp_p
     steps = [e.step for e in tb.Scalars("agents/loss_critic")]
     assert steps == [8, 16, 24, 32], steps
     assert [int(r["timestep"]) for r in rows(tmp_path / "runs" / "c")] == [8, 16, 24, 32]
+
+
+def test_eval_render_writes_gifs_to_the_run_and_a_filmstrip_to_tensorboard(tmp_path):
+    res = cli(*TINY, "--timesteps", "32", "--eval-interval", "16", "--eval-episodes", "2", "--eval-render", "--experiment-name", "g",
+              cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    run = tmp_path / "runs" / "g"
+    gifs = sorted(p.name for p in (run / "eval").iterdir())
+    assert gifs == ["eval_16.gif", "eval_32.gif"] and all((run / "eval" / g).read_bytes()[:6] == b"GIF89a" for g in gifs)
+    tb = EventAccumulator(str(run / "tensorboard"), size_guidance={"images": 0})
+    tb.Reload()
+    assert [e.step for e in tb.Images("eval/episode")] == [16, 32]
