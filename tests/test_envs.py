@@ -26,7 +26,7 @@ def test_backend_default_kwargs():
 
 
 def test_unknown_pettingzoo_task_says_what_to_install():
-    with pytest.raises(ValueError, match="unknown PettingZoo task 'simple_nothing_v1'.*pip install mpe2"):
+    with pytest.raises(ValueError, match=r"unknown PettingZoo task 'simple_nothing_v1'.*pip install -e \"\.\[pettingzoo\]\""):
         make_env(EnvConfig(backend="pettingzoo", scenario="simple_nothing_v1"))
     pytest.importorskip("mpe2")
     with pytest.raises(ValueError, match=r"does not take scenario_kwargs \{'n_agents': 3\}"):
