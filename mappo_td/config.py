@@ -19,7 +19,7 @@ from typing import Any
 from mappo_td.schema import Bounds, coerce, field_key
 from mappo_td.schema import config_field as _f
 from mappo_td.skrl_compat import from_skrl, resolve_auto_intervals
-from mappo_td.validation import BODIES, FAST_MODES, validate
+from mappo_td.validation import BODIES, FAST_MODES, VALUE_CLIP_FORMS, VALUE_LOSSES, validate
 
 PerAgentValue = float | dict
 
@@ -84,6 +84,12 @@ class MAPPOConfig:
     kl_threshold: PerAgentValue = _per_agent(0.0, "KL divergence threshold for early stopping (0: off)", _NONNEG)
     rewards_shaper: Callable | None = _f(None, "rewards shaping function: Callable(reward, timestep, timesteps) (Python API only)", cli=False)
     time_limit_bootstrap: bool = _f(False, "bootstrap at timeout termination (episode truncation)")
+    value_loss: str = _f("mse", "critic loss: 'mse' (skrl's) or 'huber' (the MAPPO reference's, with huber_delta)",
+                         choices=VALUE_LOSSES)
+    huber_delta: float = _f(10.0, "Huber delta of value_loss='huber' (the MAPPO reference: 10)", bounds=(0.0, math.inf, False))
+    value_clip_form: str = _f("prediction", "with clip_predicted_values: 'prediction' (skrl: the loss of the clipped prediction) "
+                                            "or 'max' (the MAPPO reference: the larger of the clipped and unclipped losses)",
+                              choices=VALUE_CLIP_FORMS)
     data_chunk_length: int = _f(10, "recurrent models (model.body=gru): train on chunks of this many consecutive steps; "
                                     "must divide rollouts", min=1)
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)

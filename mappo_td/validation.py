@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 FAST_MODES = ("off", "compile", "cudagraphs")
 BODIES = ("mlp", "gru")
+VALUE_LOSSES = ("mse", "huber")
+VALUE_CLIP_FORMS = ("prediction", "max")
 
 
 def _check(ok: bool, msg: str) -> None:

@@ -171,3 +171,10 @@ def test_a_skrl_1x_config_keeps_its_meaning_and_auto_follows_the_final_timesteps
 def test_skrl_keys_that_cannot_be_honoured_are_clear_errors(d, needle):
     with pytest.raises(ValueError, match=needle):
         TrainConfig.from_dict(d)
+
+
+def test_value_loss_options_reach_the_loss():
+    t = MAPPOTrainer(small_config(value_loss="huber", huber_delta=10, value_clip_form="max", clip_predicted_values=True))
+    loss = t.groups[0].loss
+    assert (loss.value_loss, loss.huber_delta, loss.value_clip_form, loss.clip_predicted_values) == ("huber", 10.0, "max", True)
+    assert MAPPOTrainer(small_config()).groups[0].loss.value_loss == "mse"  # skrl's default is unchanged

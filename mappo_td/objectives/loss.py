@@ -14,6 +14,7 @@ from mappo_td.fast import TensorPlan
 from mappo_td.keys import KeyContract, MAPPOKeys, NestedKey, group_keys
 from mappo_td.multiagent import PerAgent, per_agent_tensor
 from mappo_td.objectives.gae import MAPPOGAE
+from mappo_td.validation import VALUE_CLIP_FORMS, VALUE_LOSSES
 
 
 def _entropy(dist: torch.distributions.Distribution) -> torch.Tensor:
@@ -38,9 +39,11 @@ class MAPPOLoss(KeyContract, LossModule):
     ===========================================  ==========================  =====================
 
     Output (scalars; ``[n_agents]`` with ``share_params=False``): ``loss_objective``
-    (−mean min(A·ρ, A·clip(ρ, 1±c))), ``loss_critic`` (value_loss_scale · mean (R −
-    V_pred)², with ``V_pred = V + clip(V_pred − V, ±value_clip)`` if
-    ``clip_predicted_values``), ``loss_entropy`` (−entropy_loss_scale · mean H),
+    (−mean min(A·ρ, A·clip(ρ, 1±c))), ``loss_critic`` (value_loss_scale · mean ℓ(R −
+    V_pred); ℓ: ``value_loss="mse"`` e² (skrl's) or ``"huber"`` with ``huber_delta`` (the MAPPO
+    reference: δ = 10); with ``clip_predicted_values`` and ``V_clip = V + clip(V_pred − V,
+    ±value_clip)``: ``value_clip_form="prediction"`` uses ℓ(R − V_clip) (skrl's), ``"max"``
+    max(ℓ(R − V_pred), ℓ(R − V_clip)) (the reference's)), ``loss_entropy`` (−entropy_loss_scale · mean H),
     and detached ``kl_approx`` (mean((e^r − 1) − r), r = log p' − log p),
     ``clip_fraction``, ``entropy``, ``explained_variance``.
 
@@ -84,8 +87,15 @@ class MAPPOLoss(KeyContract, LossModule):
         value_loss_scale: PerAgent = 1.0,
         share_params: bool = True,
         tensor_plan: bool = True,
+        value_loss: str = "mse",
+        huber_delta: float = 10.0,
+        value_clip_form: str = "prediction",
     ) -> None:
         super().__init__()
+        if value_loss not in VALUE_LOSSES or value_clip_form not in VALUE_CLIP_FORMS or not huber_delta > 0:
+            raise ValueError(f"value_loss must be one of {VALUE_LOSSES} (got {value_loss!r}), value_clip_form one of "
+                             f"{VALUE_CLIP_FORMS} (got {value_clip_form!r}), huber_delta > 0 (got {huber_delta!r}).")
+        self.value_loss, self.huber_delta, self.value_clip_form = value_loss, float(huber_delta), value_clip_form
         self.actor_network = actor_network
         self.critic_network = critic_network
         self.group = group
@@ -161,6 +171,13 @@ class MAPPOLoss(KeyContract, LossModule):
             )
         return value
 
+    def _value_error(self, error: torch.Tensor) -> torch.Tensor:
+        """``error²`` (skrl's MSE) or Huber: ``error²/2`` within ``±huber_delta``, ``δ(|error| − δ/2)`` outside."""
+        if self.value_loss == "mse":
+            return error.pow(2)
+        d = self.huber_delta
+        return torch.where(error.abs() <= d, 0.5 * error.pow(2), d * (error.abs() - 0.5 * d))
+
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
         """Compute the loss terms and diagnostics for a batch of any shape ``[*B]``."""
         k = self.tensor_keys
@@ -205,8 +222,14 @@ class MAPPOLoss(KeyContract, LossModule):
             value = self.critic_network(tensordict.select(*self.critic_network.in_keys, strict=False)).get(k.value)
         if value.shape != target.shape:
             raise ValueError(f"critic output {tuple(value.shape)} at {k.value!r} does not match value_target {tuple(target.shape)}.")
+        critic_loss = self._value_error(target - value)
         if self.clip_predicted_values:
-            value = old_value + (value - old_value).clamp(-self.value_clip, self.value_clip)
+            clipped_value = old_value + (value - old_value).clamp(-self.value_clip, self.value_clip)
+            if self.value_clip_form == "max":  # the MAPPO reference: the larger of the unclipped and clipped losses
+                critic_loss = torch.max(critic_loss, self._value_error(target - clipped_value))
+            else:  # skrl: the loss of the clipped prediction
+                value = clipped_value
+                critic_loss = self._value_error(target - value)
 
         with torch.no_grad():
             kl = (ratio - 1) - log_ratio
@@ -219,7 +242,7 @@ class MAPPOLoss(KeyContract, LossModule):
         return TensorDict(
             {
                 "loss_objective": -self._reduce(surrogate),
-                "loss_critic": self._reduce(self.value_loss_scale * (target - value).pow(2)),
+                "loss_critic": self._reduce(self.value_loss_scale * critic_loss),
                 "loss_entropy": -self._reduce(self.entropy_loss_scale * entropy),
                 "kl_approx": self._reduce(kl),
                 "clip_fraction": self._reduce(clipped),

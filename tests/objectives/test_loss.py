@@ -145,3 +145,46 @@ def test_bad_input_errors():
         MAPPOLoss(policy, critic, ratio_clip=0.0)
     with pytest.raises(ValueError, match="unknown agent/group name"):
         MAPPOLoss(policy, critic, agents=["a", "b", "c"], ratio_clip={"z": 0.1})
+
+
+def reference_huber(e, d):
+    """The MAPPO reference's huber_loss (on-policy, utils/util.py), transcribed."""
+    a = (abs(e) <= d).float()
+    b = (abs(e) > d).float()
+    return a * e**2 / 2 + b * d * (abs(e) - d / 2)
+
+
+@pytest.mark.parametrize("value_loss", ["mse", "huber"])
+@pytest.mark.parametrize("form", ["prediction", "max"])
+@pytest.mark.parametrize("clip", [False, True])
+def test_value_loss_and_clip_forms_equal_their_formulas(value_loss, form, clip):
+    obs, act = specs()
+    policy, critic = make_policy(obs, act, hidden_sizes=(8,)), make_critic(obs, hidden_sizes=(8,))
+    td = batch(policy, critic, obs)
+    td["agents", "value_target"] = td["agents", "value_target"] * 8  # errors on both sides of delta
+    perturb(critic)
+    delta = 2.0
+    loss = MAPPOLoss(policy, critic, value_clip=0.1, clip_predicted_values=clip, value_loss_scale=0.5, value_loss=value_loss,
+                     huber_delta=delta, value_clip_form=form)
+    out = loss(td.clone())
+    R, V = td["agents", "value_target"], td["agents", "state_value"]
+    v_pred = critic(td.clone())["agents", "state_value"]
+    ell = (lambda e: e**2) if value_loss == "mse" else (lambda e: reference_huber(e, delta))
+    v_clip = V + (v_pred - V).clamp(-0.1, 0.1)
+    if not clip:
+        per = ell(R - v_pred)
+    elif form == "prediction":
+        per = ell(R - v_clip)
+    else:
+        per = torch.max(ell(R - v_pred), ell(R - v_clip))
+    torch.testing.assert_close(out["loss_critic"], 0.5 * per.mean())
+    if value_loss == "huber":
+        assert bool(((R - v_pred).abs() > delta).any()) and bool(((R - v_pred).abs() <= delta).any())
+
+
+def test_value_loss_options_are_checked():
+    obs, act = specs()
+    policy, critic = make_policy(obs, act, hidden_sizes=(8,)), make_critic(obs, hidden_sizes=(8,))
+    for kw in ({"value_loss": "l1"}, {"value_clip_form": "min"}, {"huber_delta": 0.0}):
+        with pytest.raises(ValueError, match="value_loss must be one of"):
+            MAPPOLoss(policy, critic, **kw)
