@@ -2,6 +2,6 @@
 
 from mappo_td.objectives.gae import MAPPOGAE
 from mappo_td.objectives.loss import MAPPOLoss
-from mappo_td.objectives.value_norm import RunningStandardizer
+from mappo_td.objectives.value_norm import RunningStandardizer, ValueNorm
 
-__all__ = ["MAPPOGAE", "MAPPOLoss", "RunningStandardizer"]
+__all__ = ["MAPPOGAE", "MAPPOLoss", "RunningStandardizer", "ValueNorm"]

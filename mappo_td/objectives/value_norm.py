@@ -93,3 +93,75 @@ class RunningStandardizer(nn.Module):
         if train or self.update_on_forward:
             self.update(x)
         return self.denormalize(x) if inverse else self.normalize(x)
+
+
+class ValueNorm(nn.Module):
+    """The MAPPO reference's value normalizer: exponential running mean and mean of squares (``beta``), debiased.
+
+    ``update(x)``: ``m ← β·m + (1−β)·mean(x)``, ``m2 ← β·m2 + (1−β)·mean(x²)``, ``d ← β·d + (1−β)``;
+    ``normalize(x) = (x − μ) / σ`` and ``denormalize(x) = x·σ + μ`` with ``μ = m / max(d, ε)`` and
+    ``σ² = max(m2 / max(d, ε) − μ², 1e-2)``. As ``value_preprocessor`` (``"ValueNorm"``) the critic predicts
+    normalized values, which are de-normalized for GAE; the statistics are updated from the returns only
+    (the reference's ``value_normalizer.update(return_batch)``), once per update over the whole batch, and the
+    returns are normalized for the loss. ``reduce`` (sum over data-parallel processes) makes the batch means global.
+
+    Example:
+        >>> v = ValueNorm(1)
+        >>> v.update(torch.tensor([[1.0], [3.0]]))
+        >>> v.running_mean_var()
+        (tensor([2.]), tensor([1.]))
+        >>> torch.allclose(v.denormalize(v.normalize(torch.tensor([5.0]))), torch.tensor([5.0]))
+        True
+    """
+
+    targets_only = True  # compute_advantages: update from the returns alone; old values stay as the critic predicted them
+
+    def __init__(self, shape: int | Sequence[int], beta: float = 0.99999, epsilon: float = 1e-5) -> None:
+        super().__init__()
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        if not 0.0 < beta < 1.0 or not epsilon > 0:
+            raise ValueError(f"ValueNorm needs 0 < beta < 1 and epsilon > 0, got beta={beta}, epsilon={epsilon}.")
+        self.beta, self.epsilon = float(beta), float(epsilon)
+        self.register_buffer("running_mean", torch.zeros(shape))
+        self.register_buffer("running_mean_sq", torch.zeros(shape))
+        self.register_buffer("debiasing_term", torch.zeros(()))
+        self.reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def running_mean_var(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The debiased mean and variance (variance at least 1e-2, as in the reference)."""
+        d = self.debiasing_term.clamp(min=self.epsilon)
+        mean, mean_sq = self.running_mean / d, self.running_mean_sq / d
+        return mean, (mean_sq - mean.pow(2)).clamp(min=1e-2)
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        """Move the statistics toward the batch ``x`` ``[*N, *shape]`` (one step of weight ``beta``)."""
+        shape = self.running_mean.shape
+        if x.shape[x.ndim - len(shape):] != shape:
+            raise ValueError(f"ValueNorm of shape {tuple(shape)} got input {tuple(x.shape)}; the trailing dims must match.")
+        x = x.reshape(-1, *shape).to(self.running_mean.dtype)
+        if self.reduce is None:
+            mean, mean_sq = x.mean(0), x.pow(2).mean(0)
+        else:
+            n = self.reduce(torch.full((), x.shape[0], dtype=x.dtype, device=x.device))
+            mean, mean_sq = self.reduce(x.sum(0)) / n, self.reduce(x.pow(2).sum(0)) / n
+        w = self.beta
+        self.running_mean.mul_(w).add_(mean * (1.0 - w))
+        self.running_mean_sq.mul_(w).add_(mean_sq * (1.0 - w))
+        self.debiasing_term.mul_(w).add_(1.0 - w)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """``(x − μ) / σ``."""
+        mean, var = self.running_mean_var()
+        return (x - mean) / var.sqrt()
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """``x·σ + μ``."""
+        mean, var = self.running_mean_var()
+        return x * var.sqrt() + mean
+
+    def forward(self, x: torch.Tensor, train: bool = False, inverse: bool = False) -> torch.Tensor:
+        """The preprocessor call form: normalize ``x`` (updating first when ``train``), or denormalize."""
+        if train:
+            self.update(x)
+        return self.denormalize(x) if inverse else self.normalize(x)

@@ -25,7 +25,7 @@ from mappo_td.models.recurrent import IS_INIT, recurrent_states
 from mappo_td.multiagent import all_names, per_agent_tensor, select_group
 from mappo_td.objectives.gae import MAPPOGAE
 from mappo_td.objectives.loss import MAPPOLoss
-from mappo_td.objectives.value_norm import RunningStandardizer
+from mappo_td.objectives.value_norm import RunningStandardizer, ValueNorm
 from mappo_td.schema import field_key
 from mappo_td.train.optim import GroupOptimizer, KLAdaptiveLR
 
@@ -44,7 +44,7 @@ class Group:
     scheduler: Any
     kl_threshold: torch.Tensor | None  # None: no KL early stop
     share_params: bool  # False: each agent has its own parameters and steps as if it had its own optimizer
-    preprocessors: dict[str, RunningStandardizer]
+    preprocessors: dict[str, RunningStandardizer | ValueNorm]
     data_parallel: bool = False  # one of several torchrun processes: KL and gradients are averaged over all of them
 
 
@@ -96,10 +96,15 @@ def make_scheduler(cfg: TrainConfig, optimizer: GroupOptimizer) -> Any:
                          f"{inspect.signature(target)}.") from None
 
 
-def _preprocessor(cfg: TrainConfig, name: str, size: int, device: torch.device) -> RunningStandardizer | None:
-    if getattr(cfg.mappo, name) is None:
+def _preprocessor(cfg: TrainConfig, name: str, size: int, device: torch.device) -> RunningStandardizer | ValueNorm | None:
+    kind = getattr(cfg.mappo, name)
+    if kind is None:
         return None
-    return RunningStandardizer(size, **getattr(cfg.mappo, f"{name}_kwargs")).to(device)
+    cls = ValueNorm if getattr(kind, "__name__", kind) == "ValueNorm" else RunningStandardizer
+    try:
+        return cls(size, **getattr(cfg.mappo, f"{name}_kwargs")).to(device)
+    except TypeError as err:
+        raise ValueError(f"{name}_kwargs {getattr(cfg.mappo, f'{name}_kwargs')} do not fit {cls.__name__} ({err}).") from None
 
 
 def build_group(cfg: TrainConfig, observation_spec: Composite, action_spec: Composite, name: str, agents: list[str],

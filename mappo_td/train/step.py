@@ -28,7 +28,8 @@ def _updating(standardizer):
 
 @torch.no_grad()
 def compute_advantages(group: Group, data: TensorDictBase) -> TensorDictBase:
-    """Values of s and s' (real scale), GAE, then value preprocessing of values and returns (skrl's order).
+    """Values of s and s' (real scale), GAE, then value preprocessing of values and returns (skrl's order; with
+    ``ValueNorm``, the reference's: statistics from the returns only).
 
     ``data`` is a ``[num_envs, T]`` rollout; writes the group's ``state_value`` (at
     ``data`` and ``data["next"]``), ``advantage`` and ``value_target``. Input
@@ -57,7 +58,11 @@ def compute_advantages(group: Group, data: TensorDictBase) -> TensorDictBase:
         for td in (data, nxt):
             td.set(keys.value, vp.denormalize(td.get(keys.value)))
     group.gae(data)
-    if vp is not None:
+    if vp is not None and getattr(vp, "targets_only", False):  # ValueNorm (the reference): statistics from the returns
+        data.set(keys.value, vp.normalize(data.get(keys.value)))  # the critic's own (normalized) outputs again
+        vp.update(data.get(keys.value_target))
+        data.set(keys.value_target, vp.normalize(data.get(keys.value_target)))
+    elif vp is not None:  # skrl's RunningStandardScaler: values, then returns
         for key in (keys.value, keys.value_target):
             vp.update(data.get(key))
             data.set(key, vp.normalize(data.get(key)))

@@ -33,3 +33,68 @@ def test_normalize_inverse_and_clip():
 def test_shape_mismatch_raises():
     with pytest.raises(ValueError, match="trailing dims must match"):
         RunningStandardizer(3).update(torch.zeros(4, 2))
+
+
+class ReferenceValueNorm:
+    """The MAPPO reference's ValueNorm (on-policy, algorithms/utils/valuenorm.py; norm_axes=1, per_element_update=False),
+    transcribed with numpy."""
+
+    def __init__(self, beta=0.99999, epsilon=1e-5):
+        import numpy as np
+
+        self.np, self.beta, self.epsilon = np, beta, epsilon
+        self.mean, self.mean_sq, self.debias = np.zeros(1), np.zeros(1), 0.0
+
+    def running_mean_var(self):
+        d = max(self.debias, self.epsilon)
+        mean, mean_sq = self.mean / d, self.mean_sq / d
+        return mean, self.np.clip(mean_sq - mean**2, 1e-2, None)
+
+    def update(self, x):
+        w = self.beta
+        self.mean = self.mean * w + x.mean(0) * (1 - w)
+        self.mean_sq = self.mean_sq * w + (x**2).mean(0) * (1 - w)
+        self.debias = self.debias * w + (1 - w)
+
+    def normalize(self, x):
+        m, v = self.running_mean_var()
+        return (x - m) / self.np.sqrt(v)
+
+    def denormalize(self, x):
+        m, v = self.running_mean_var()
+        return x * self.np.sqrt(v) + m
+
+
+def test_value_norm_equals_the_reference_transcription():
+    from mappo_td import ValueNorm
+
+    ours, ref = ValueNorm(1, beta=0.99), ReferenceValueNorm(beta=0.99)
+    gen = torch.Generator().manual_seed(0)
+    for step in range(5):
+        x = (torch.randn(64, 1, generator=gen, dtype=torch.float64) * (step + 1) * 3 + 10 * step)
+        ours = ours.double()
+        ours.update(x)
+        ref.update(x.numpy())
+        probe = torch.linspace(-20, 60, 7, dtype=torch.float64).view(-1, 1)
+        torch.testing.assert_close(ours.normalize(probe), torch.as_tensor(ref.normalize(probe.numpy())))
+        torch.testing.assert_close(ours.denormalize(probe), torch.as_tensor(ref.denormalize(probe.numpy())))
+    with pytest.raises(ValueError, match="0 < beta < 1"):
+        ValueNorm(1, beta=1.0)
+
+
+def test_value_norm_as_value_preprocessor_updates_from_returns_and_keeps_the_critic_outputs():
+    from mappo_td import MAPPOTrainer, TrainConfig, compute_advantages
+
+    t = MAPPOTrainer(TrainConfig.from_dict({"device": "cpu", "rollouts": 8, "env": {"num_envs": 4}, "progress": False,
+                                            "value_preprocessor": "ValueNorm", "value_preprocessor_kwargs": {"beta": 0.9}}))
+    g = t.groups[0]
+    vn = g.preprocessors["value_preprocessor"]
+    data = t.collect()
+    predicted = g.critic(data.clone())["agents", "state_value"]  # normalized outputs, as collected
+    ref = ReferenceValueNorm(beta=0.9)
+    compute_advantages(g, data)
+    torch.testing.assert_close(data["agents", "state_value"], predicted, atol=1e-5, rtol=1e-5)  # the critic's own outputs
+    # the statistics moved with the returns alone: replay the reference on the de-normalized returns
+    returns = vn.denormalize(data["agents", "value_target"])
+    ref.update(returns.reshape(-1, 1).double().numpy())
+    torch.testing.assert_close(vn.running_mean.double(), torch.as_tensor(ref.mean), rtol=1e-5, atol=1e-6)

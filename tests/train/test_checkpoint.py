@@ -207,3 +207,18 @@ def test_a_simulator_failure_after_nan_parameters_is_explained(tmp_path):
         t.train()
     assert err.value.__cause__ is not None  # the simulator's own error, kept as the cause
     assert not list((tmp_path / "r" / "checkpoints").glob("*.pt"))
+
+
+def test_value_norm_run_resumes_exactly_and_keeps_its_statistics():
+    vn = dict(value_preprocessor="ValueNorm", value_preprocessor_kwargs={"beta": 0.99})
+    exp = {"checkpoint_interval": 32}
+    full = MAPPOTrainer(small_config(timesteps=64, experiment=exp, **vn))
+    full.train()
+    first = MAPPOTrainer(small_config(timesteps=32, experiment=exp, **vn))
+    first.train()
+    resumed = MAPPOTrainer.from_checkpoint(Path(first.run_dir) / "checkpoints", {"timesteps": 64})
+    assert_same(first.state_dict()["preprocessors"], resumed.state_dict()["preprocessors"])
+    assert float(resumed.groups[0].preprocessors["value_preprocessor"].debiasing_term) > 0
+    resumed.train()
+    assert_same(full.state_dict()["models"], resumed.state_dict()["models"])
+    assert_same(full.state_dict()["preprocessors"], resumed.state_dict()["preprocessors"])
