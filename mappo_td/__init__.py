@@ -16,7 +16,7 @@ _WHERE = {
     "with_recurrent_state": "mappo_td.models", "make_policy": "mappo_td.models", "make_shared_actor_critic": "mappo_td.models",
     "broadcast_to_agents": "mappo_td.multiagent", "masked_mean": "mappo_td.multiagent", "per_agent_tensor": "mappo_td.multiagent",
     "standardize_per_agent": "mappo_td.multiagent", "MAPPOGAE": "mappo_td.objectives", "MAPPOLoss": "mappo_td.objectives",
-    "RunningStandardizer": "mappo_td.objectives", "ValueNorm": "mappo_td.objectives", "KLAdaptiveLR": "mappo_td.train", "compute_advantages": "mappo_td.train",
+    "RunningStandardizer": "mappo_td.objectives", "ValueNorm": "mappo_td.objectives", "PopArt": "mappo_td.objectives", "KLAdaptiveLR": "mappo_td.train", "compute_advantages": "mappo_td.train",
     "update_step": "mappo_td.train", "MAPPOTrainer": "mappo_td.trainer",
 }
 
@@ -42,6 +42,7 @@ __all__ = [
     "MultiCategorical",
     "RunningStandardizer",
     "ValueNorm",
+    "PopArt",
     "TensorPlan",
     "TrainConfig",
     "accelerate",

@@ -71,7 +71,7 @@ class MAPPOConfig:
     state_preprocessor_kwargs: dict = _f({}, "state preprocessor's kwargs (JSON)")
     shared_state_preprocessor: Any = _f(None, "shared state preprocessor: 'RunningStandardScaler' or None")
     shared_state_preprocessor_kwargs: dict = _f({}, "shared state preprocessor's kwargs (JSON)")
-    value_preprocessor: Any = _f(None, "value preprocessor: 'RunningStandardScaler' (skrl's), 'ValueNorm' (the MAPPO reference's) or None")
+    value_preprocessor: Any = _f(None, "value preprocessor: 'RunningStandardScaler' (skrl's), 'ValueNorm' or 'PopArt' (the MAPPO reference's) or None")
     value_preprocessor_kwargs: dict = _f({}, "value preprocessor's kwargs (JSON)")
     random_timesteps: int = _f(0, "random exploration steps (uniform actions)", min=0)
     learning_starts: int = _f(0, "learning starts after this many steps", min=0)

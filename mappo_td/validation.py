@@ -51,9 +51,9 @@ def validate(cfg: TrainConfig) -> None:
     _check(m.rewards_shaper is None or callable(m.rewards_shaper), "rewards_shaper must be None or a callable(reward, timestep, timesteps)")
     for name in ("state_preprocessor", "shared_state_preprocessor", "value_preprocessor"):
         v = getattr(m, name)
-        allowed = ("RunningStandardScaler", "RunningStandardizer") + (("ValueNorm",) if name == "value_preprocessor" else ())
-        _check(v is None or getattr(v, "__name__", v) in allowed,
-               f"{name} must be None or one of {list(allowed[::2])}, got {v!r}")
+        shown = ["RunningStandardScaler"] + (["ValueNorm", "PopArt"] if name == "value_preprocessor" else [])
+        _check(v is None or getattr(v, "__name__", v) in (*shown, "RunningStandardizer"),
+               f"{name} must be None or one of {shown}, got {v!r}")
     _check(len(cfg.model.hidden_sizes) >= 1 and all(isinstance(h, int) and h >= 1 for h in cfg.model.hidden_sizes),
            f"model.hidden_sizes must be a non-empty list of positive integers, got {cfg.model.hidden_sizes!r}")
     _check(math.isfinite(cfg.model.log_std_init), f"model.log_std_init must be a finite number, got {cfg.model.log_std_init!r}")

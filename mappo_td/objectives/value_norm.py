@@ -165,3 +165,47 @@ class ValueNorm(nn.Module):
         if train:
             self.update(x)
         return self.denormalize(x) if inverse else self.normalize(x)
+
+
+class PopArt(ValueNorm):
+    """:class:`ValueNorm` that also rescales the critic's output layer whenever the statistics move (Pop-Art,
+    van Hasselt et al. 2016): ``W ← W·σ/σ'``, ``b ← (σ·b + μ − μ')/σ'``, so the de-normalized outputs are preserved.
+
+    :meth:`attach` finds the output layer: the critic's last ``weight`` / ``bias`` parameters, with one output
+    (``[..., 1, H]`` / ``[..., 1]``: shared, or stacked per agent).
+
+    Example:
+        >>> critic = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1))
+        >>> p = PopArt(1, beta=0.9).attach(critic)
+        >>> x = torch.randn(5, 3); before = p.denormalize(critic(x))
+        >>> p.update(torch.randn(64, 1) * 10 + 3)
+        >>> torch.allclose(p.denormalize(critic(x)), before, atol=1e-5)
+        True
+    """
+
+    def __init__(self, shape: int | Sequence[int], beta: float = 0.99999, epsilon: float = 1e-5) -> None:
+        super().__init__(shape, beta, epsilon)
+        self.output_layer: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def attach(self, critic: nn.Module) -> PopArt:
+        """Rescale ``critic``'s output layer from now on; returns ``self``."""
+        named = list(critic.named_parameters())
+        weights = [p for n, p in named if n.endswith("weight")]
+        biases = [p for n, p in named if n.endswith("bias")]
+        if not weights or not biases or weights[-1].shape[-2] != 1 or biases[-1].shape[-1] != 1:
+            raise ValueError("PopArt needs a critic whose output layer is linear with one output (weight [..., 1, H], "
+                             "bias [..., 1]); use value_preprocessor='ValueNorm' for other critics.")
+        self.output_layer = (weights[-1], biases[-1])
+        return self
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        """:meth:`ValueNorm.update`, then the output layer rescaled to the new statistics."""
+        old_mean, old_var = self.running_mean_var()
+        super().update(x)
+        if self.output_layer is not None:
+            new_mean, new_var = self.running_mean_var()
+            old_std, new_std = old_var.sqrt(), new_var.sqrt()
+            weight, bias = self.output_layer
+            weight.mul_(old_std / new_std)
+            bias.copy_((old_std * bias + old_mean - new_mean) / new_std)

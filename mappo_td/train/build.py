@@ -25,7 +25,7 @@ from mappo_td.models.recurrent import IS_INIT, recurrent_states
 from mappo_td.multiagent import all_names, per_agent_tensor, select_group
 from mappo_td.objectives.gae import MAPPOGAE
 from mappo_td.objectives.loss import MAPPOLoss
-from mappo_td.objectives.value_norm import RunningStandardizer, ValueNorm
+from mappo_td.objectives.value_norm import PopArt, RunningStandardizer, ValueNorm
 from mappo_td.schema import field_key
 from mappo_td.train.optim import GroupOptimizer, KLAdaptiveLR
 
@@ -100,7 +100,7 @@ def _preprocessor(cfg: TrainConfig, name: str, size: int, device: torch.device) 
     kind = getattr(cfg.mappo, name)
     if kind is None:
         return None
-    cls = ValueNorm if getattr(kind, "__name__", kind) == "ValueNorm" else RunningStandardizer
+    cls = {"ValueNorm": ValueNorm, "PopArt": PopArt}.get(getattr(kind, "__name__", kind), RunningStandardizer)
     try:
         return cls(size, **getattr(cfg.mappo, f"{name}_kwargs")).to(device)
     except TypeError as err:
@@ -134,6 +134,8 @@ def build_group(cfg: TrainConfig, observation_spec: Composite, action_spec: Comp
                                  input_preprocessor=pre["shared_state_preprocessor"], **common, **body)
     policy, critic = policy.to(device), critic.to(device)
     pre["value_preprocessor"] = _preprocessor(cfg, "value_preprocessor", 1, device)
+    if isinstance(pre["value_preprocessor"], PopArt):
+        pre["value_preprocessor"].attach(critic)  # its output layer follows the statistics
     pre = {k: v for k, v in pre.items() if v is not None}
 
     loss = MAPPOLoss(policy, critic, group=name, agents=agents, clip_predicted_values=m.clip_predicted_values, share_params=share,

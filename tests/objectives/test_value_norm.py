@@ -98,3 +98,31 @@ def test_value_norm_as_value_preprocessor_updates_from_returns_and_keeps_the_cri
     returns = vn.denormalize(data["agents", "value_target"])
     ref.update(returns.reshape(-1, 1).double().numpy())
     torch.testing.assert_close(vn.running_mean.double(), torch.as_tensor(ref.mean), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("share_params", [True, False], ids=["shared", "per-agent"])
+def test_a_popart_update_keeps_the_critics_denormalized_outputs(share_params):
+    """On a fixed batch: de-normalized critic outputs before and after compute_advantages (which updates PopArt) agree."""
+    from mappo_td import MAPPOTrainer, TrainConfig, compute_advantages
+
+    t = MAPPOTrainer(TrainConfig.from_dict({"device": "cpu", "rollouts": 8, "env": {"num_envs": 4}, "progress": False,
+                                            "model": {"share_params": share_params},
+                                            "value_preprocessor": "PopArt", "value_preprocessor_kwargs": {"beta": 0.9}}))
+    g = t.groups[0]
+    popart = g.preprocessors["value_preprocessor"]
+    data = t.collect()
+    probe = data.clone()
+    before = popart.denormalize(g.critic(probe.clone())["agents", "state_value"])
+    weight, bias = (p.detach().clone() for p in popart.output_layer)
+    data["next", "agents", "reward"] = data["next", "agents", "reward"] * 100 + 5  # returns far from the start (mean 0, std 0.1)
+    compute_advantages(g, data)  # updates PopArt's statistics and rescales the critic's output layer
+    after = popart.denormalize(g.critic(probe.clone())["agents", "state_value"])
+    assert not torch.allclose(popart.output_layer[0], weight) and not torch.allclose(popart.output_layer[1], bias)  # rescaled
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
+
+
+def test_popart_needs_a_linear_output_layer():
+    from mappo_td import PopArt
+
+    with pytest.raises(ValueError, match="output layer is linear with one output"):
+        PopArt(1).attach(torch.nn.Sequential(torch.nn.Linear(3, 2)))

@@ -209,8 +209,9 @@ def test_a_simulator_failure_after_nan_parameters_is_explained(tmp_path):
     assert not list((tmp_path / "r" / "checkpoints").glob("*.pt"))
 
 
-def test_value_norm_run_resumes_exactly_and_keeps_its_statistics():
-    vn = dict(value_preprocessor="ValueNorm", value_preprocessor_kwargs={"beta": 0.99})
+@pytest.mark.parametrize("kind", ["ValueNorm", "PopArt"])
+def test_value_norm_run_resumes_exactly_and_keeps_its_statistics(kind):
+    vn = dict(value_preprocessor=kind, value_preprocessor_kwargs={"beta": 0.99})
     exp = {"checkpoint_interval": 32}
     full = MAPPOTrainer(small_config(timesteps=64, experiment=exp, **vn))
     full.train()
