@@ -16,6 +16,19 @@ import torch
 from torch import nn
 
 
+def batch_rows(x: torch.Tensor, like: torch.Tensor, who: str) -> torch.Tensor:
+    """``x`` ``[*N, *like.shape]`` as rows ``[N, *like.shape]`` in ``like``'s dtype (a clear error when the trailing dims differ).
+
+    Example:
+        >>> batch_rows(torch.zeros(2, 3, 1), torch.zeros(1), "ValueNorm").shape
+        torch.Size([6, 1])
+    """
+    shape = like.shape
+    if x.shape[x.ndim - len(shape):] != shape:
+        raise ValueError(f"{who} of shape {tuple(shape)} got input {tuple(x.shape)}; the trailing dims must match.")
+    return x.reshape(-1, *shape).to(like.dtype)
+
+
 class RunningStandardizer(nn.Module):
     """Standardize with running statistics; ``inverse=True`` maps back (for value targets/predictions).
 
@@ -53,10 +66,7 @@ class RunningStandardizer(nn.Module):
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
         """Merge the statistics of the batch ``x`` ``[*N, *shape]`` into the running ones."""
-        shape = self.running_mean.shape
-        if x.shape[x.ndim - len(shape):] != shape:
-            raise ValueError(f"RunningStandardizer of shape {tuple(shape)} got input {tuple(x.shape)}; the trailing dims must match.")
-        x = x.reshape(-1, *shape).to(self.running_mean.dtype)
+        x = batch_rows(x, self.running_mean, type(self).__name__)
         if self.reduce is None:
             var, mean = torch.var_mean(x, dim=0)
             n = x.shape[0]
@@ -136,10 +146,7 @@ class ValueNorm(nn.Module):
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
         """Move the statistics toward the batch ``x`` ``[*N, *shape]`` (one step of weight ``beta``)."""
-        shape = self.running_mean.shape
-        if x.shape[x.ndim - len(shape):] != shape:
-            raise ValueError(f"ValueNorm of shape {tuple(shape)} got input {tuple(x.shape)}; the trailing dims must match.")
-        x = x.reshape(-1, *shape).to(self.running_mean.dtype)
+        x = batch_rows(x, self.running_mean, type(self).__name__)
         if self.reduce is None:
             mean, mean_sq = x.mean(0), x.pow(2).mean(0)
         else:
