@@ -117,6 +117,18 @@ def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
     return x if n == 1 else all_reduce_sum(x) / n
 
 
+def reduce_together(tensors: Sequence[torch.Tensor], reduce: Callable[[torch.Tensor], torch.Tensor] = all_reduce_sum) -> list[torch.Tensor]:
+    """``reduce`` (a sum over ranks) applied to several tensors in one flat collective; returns them reshaped as given.
+
+    Example:
+        >>> reduce_together([torch.ones(2, 2), torch.zeros(3)], reduce=lambda t: t * 2)
+        [tensor([[2., 2.],
+                [2., 2.]]), tensor([0., 0., 0.])]
+    """
+    flat = reduce(torch.cat([t.reshape(-1) for t in tensors]))
+    return [part.view_as(t) for t, part in zip(tensors, flat.split([t.numel() for t in tensors]))]
+
+
 @torch.no_grad()
 def average_gradients(params: Sequence[nn.Parameter]) -> None:
     """Replace every gradient by its mean over all ranks, in one flat collective.
@@ -132,9 +144,8 @@ def average_gradients(params: Sequence[nn.Parameter]) -> None:
     grads = [p.grad for p in params if p.grad is not None]
     if world()[1] == 1 or not grads:
         return
-    flat = all_reduce_mean(torch.cat([g.reshape(-1) for g in grads]))
-    for g, part in zip(grads, flat.split([g.numel() for g in grads])):
-        g.copy_(part.view_as(g))
+    for g, mean in zip(grads, reduce_together(grads, all_reduce_mean)):
+        g.copy_(mean)
 
 
 @torch.no_grad()

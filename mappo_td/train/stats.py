@@ -11,6 +11,7 @@ from tensordict import TensorDictBase
 from torchrl.envs import EnvBase
 
 from mappo_td.models.inputs import observation_leaves
+from mappo_td.train.distributed import reduce_together
 from mappo_td.train.step import LOSS_TERMS, N_LOSSES
 
 
@@ -132,10 +133,9 @@ class TrainingStats:
         """Raise :class:`NonFiniteError` naming what went non-finite (a host read; ``cause``: the error it explains,
         seen by this process alone: then the flags are not shared with the others)."""
         if self.reduce is not None and cause is None:  # every rank raises together, or none
-            flags = self.reduce(torch.cat([self.nonfinite, self.bad_terms.flatten(), self.bad_params]).int()) > 0
-            self.nonfinite |= flags[:len(self.nonfinite)]
-            self.bad_terms |= flags[len(self.nonfinite):-len(self.bad_params)].view_as(self.bad_terms)
-            self.bad_params |= flags[-len(self.bad_params):]
+            mine = [self.nonfinite, self.bad_terms, self.bad_params]
+            for flag, count in zip(mine, reduce_together([f.int() for f in mine], self.reduce)):
+                flag |= count > 0
         flags = torch.cat([self.nonfinite, self.bad_terms.flatten(), self.bad_params])
         if not bool(flags.any()):
             return
@@ -157,9 +157,8 @@ class TrainingStats:
     def row(self, head: dict[str, Any]) -> dict[str, Any]:
         """The log row (``head`` first): mean episode reward and length, per-group terms; then reset to zero."""
         if self.reduce is not None:  # every process's sums (loss terms: / updates summed alike, so a mean over ranks)
-            flat = self.reduce(torch.cat([v.reshape(-1) for v in self.sums.values()]))
-            for v, part in zip(self.sums.values(), flat.split([v.numel() for v in self.sums.values()])):
-                v.copy_(part.view_as(v))
+            for v, total in zip(self.sums.values(), reduce_together(list(self.sums.values()), self.reduce)):
+                v.copy_(total)
         s = {k: float(v) for k, v in self.sums.items() if v.ndim == 0}  # host reads, once per interval
         for g in self.group_map:
             s.update({f"{g}/{t}": v for t, v in zip(LOSS_TERMS, self.sums[f"{g}/terms"].tolist())})
