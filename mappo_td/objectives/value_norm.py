@@ -98,6 +98,21 @@ class RunningStandardizer(nn.Module):
         """``sqrt(var) · clamp(x, ±clip) + mean`` (skrl's inverse)."""
         return self.running_variance.sqrt() * x.clamp(-self.clip_threshold, self.clip_threshold) + self.running_mean
 
+    def normalize_for_loss(self, values: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The collected (real-scale) values and returns, normalized for the loss: skrl's order, the statistics merged
+        from the values, then from the returns.
+
+        Example:
+            >>> s = RunningStandardizer(1)
+            >>> v, t = s.normalize_for_loss(torch.ones(4, 1), torch.full((4, 1), 3.0))
+            >>> float(s.current_count)
+            9.0
+        """
+        self.update(values)
+        values = self.normalize(values)
+        self.update(targets)
+        return values, self.normalize(targets)
+
     def forward(self, x: torch.Tensor, train: bool = False, inverse: bool = False) -> torch.Tensor:
         """skrl's call form: normalize ``x`` (first updating the statistics with it when ``train``), or denormalize."""
         if train or self.update_on_forward:
@@ -123,8 +138,6 @@ class ValueNorm(nn.Module):
         >>> torch.allclose(v.denormalize(v.normalize(torch.tensor([5.0]))), torch.tensor([5.0]))
         True
     """
-
-    targets_only = True  # compute_advantages: update from the returns alone; old values stay as the critic predicted them
 
     def __init__(self, shape: int | Sequence[int], beta: float = 0.99999, epsilon: float = 1e-5) -> None:
         super().__init__()
@@ -166,6 +179,21 @@ class ValueNorm(nn.Module):
         """``x·σ + μ``."""
         mean, var = self.running_mean_var()
         return x * var.sqrt() + mean
+
+    def normalize_for_loss(self, values: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The collected (real-scale) values and returns, normalized for the loss, as the reference does: the values
+        with the statistics they were predicted under (the critic's own outputs again), then the statistics updated
+        from the returns alone, which are normalized with the new ones.
+
+        Example:
+            >>> v = ValueNorm(1)
+            >>> _, t = v.normalize_for_loss(torch.zeros(2, 1), torch.tensor([[1.0], [3.0]]))
+            >>> v.running_mean_var()[0], t.squeeze(-1)
+            (tensor([2.]), tensor([-1.,  1.]))
+        """
+        values = self.normalize(values)
+        self.update(targets)
+        return values, self.normalize(targets)
 
     def forward(self, x: torch.Tensor, train: bool = False, inverse: bool = False) -> torch.Tensor:
         """The preprocessor call form: normalize ``x`` (updating first when ``train``), or denormalize."""

@@ -58,14 +58,10 @@ def compute_advantages(group: Group, data: TensorDictBase) -> TensorDictBase:
         for td in (data, nxt):
             td.set(keys.value, vp.denormalize(td.get(keys.value)))
     group.gae(data)
-    if vp is not None and getattr(vp, "targets_only", False):  # ValueNorm (the reference): statistics from the returns
-        data.set(keys.value, vp.normalize(data.get(keys.value)))  # the critic's own (normalized) outputs again
-        vp.update(data.get(keys.value_target))
-        data.set(keys.value_target, vp.normalize(data.get(keys.value_target)))
-    elif vp is not None:  # skrl's RunningStandardScaler: values, then returns
-        for key in (keys.value, keys.value_target):
-            vp.update(data.get(key))
-            data.set(key, vp.normalize(data.get(key)))
+    if vp is not None:  # each normalizer merges its statistics its own way (skrl's: values, then returns)
+        values, targets = vp.normalize_for_loss(data.get(keys.value), data.get(keys.value_target))
+        data.set(keys.value, values)
+        data.set(keys.value_target, targets)
     return data
 
 
