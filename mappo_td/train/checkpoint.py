@@ -254,10 +254,11 @@ def restart_episodes(learner: Learner) -> None:
     learner.collector.reset()
 
 
-def save_learner(learner: Learner, path: str | Path) -> Path:
+def save_learner(learner: Learner, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """Write ``learner``'s checkpoint to ``path`` atomically, unless NaN/inf was collected since (then raise, keeping the last good one).
 
-    Under torchrun every rank calls it (it gathers each rank's random state); rank 0 writes.
+    ``extra``: more plain entries for the checkpoint (e.g. ``best_agent.pt``'s ``eval_return``). Under torchrun every
+    rank calls it (it gathers each rank's random state); rank 0 writes.
 
     Example:
         >>> import tempfile
@@ -268,7 +269,7 @@ def save_learner(learner: Learner, path: str | Path) -> Path:
         0
     """
     learner.stats.raise_if_nonfinite(learner.timestep)
-    state = learner_state(learner)
+    state = {**learner_state(learner), **(extra or {})}
     if learner.rank == 0:  # torchrun: every rank gathers its generators into the state, rank 0 alone writes
         save_checkpoint(state, path, store_separately=learner.cfg.mappo.experiment.store_separately)
     return Path(path)

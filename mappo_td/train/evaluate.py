@@ -11,7 +11,7 @@ from torchrl.envs import EnvBase
 
 from mappo_td.envs import make_env
 from mappo_td.models.recurrent import with_recurrent_state
-from mappo_td.train.checkpoint import CheckpointError, learner_state, load_checkpoint, save_checkpoint
+from mappo_td.train.checkpoint import CheckpointError, load_checkpoint, save_learner
 from mappo_td.train.learner import Learner
 from mappo_td.train.stats import episode_returns
 
@@ -116,8 +116,6 @@ class PeriodicEval:
         if learner.user_env:
             raise ValueError("experiment.eval_interval needs environments built from the config; with your own env, "
                              "call trainer.evaluate(env=...) between train() calls instead.")
-        from pathlib import Path
-
         self.learner, self.run_dir = learner, Path(run_dir)
         x = learner.cfg.mappo.experiment
         self.episodes, self.render = x.eval_episodes, x.eval_render
@@ -143,7 +141,5 @@ class PeriodicEval:
         res = evaluate(lrn, self.episodes, render=str(gif) if gif is not None else None, env=self.env, frames=self.frames)
         if res["return_mean"] > self.best:
             self.best = res["return_mean"]
-            state = {**learner_state(lrn), "eval_return": self.best}  # every rank (torchrun gathers RNG states)
-            if lrn.rank == 0:
-                save_checkpoint(state, self.best_path)
+            save_learner(lrn, self.best_path, extra={"eval_return": self.best})  # every rank calls it; rank 0 writes
         return {"eval/return_mean": res["return_mean"], "eval/return_std": res["return_std"]}
