@@ -249,9 +249,10 @@ def _train_runs(args: argparse.Namespace, d: dict[str, Any], say: Any) -> None:
     from mappo_td.trainer import MAPPOTrainer
 
     runs = []
+    if args.seeds:  # one name for all seeds (a timestamp when none is given)
+        base = TrainConfig.from_dict(d).mappo.experiment.experiment_name or f"{time.strftime('%y-%m-%d_%H-%M-%S')}_MAPPO"
     for seed in args.seeds or [None]:
-        if seed is not None:  # one name for all seeds (a timestamp when none is given)
-            base = TrainConfig.from_dict(d).mappo.experiment.experiment_name or f"{time.strftime('%y-%m-%d_%H-%M-%S')}_MAPPO"
+        if seed is not None:
             d = merge_config(d, {"seed": seed, "experiment": {"experiment_name": f"{SEED_SUFFIX.sub('', base)}_seed{seed}"}})
         if args.resume:
             trainer = MAPPOTrainer.from_checkpoint(args.resume, d, fork=args.fork, overwrite_later=args.overwrite_later)
