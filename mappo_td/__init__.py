@@ -11,7 +11,7 @@ from typing import Any
 # Lazy: `import mappo_td` and `mappo-td --help` do not import torch; each name loads its module on first use.
 _WHERE = {
     "TrainConfig": "mappo_td.config", "make_env": "mappo_td.envs", "TensorPlan": "mappo_td.fast", "accelerate": "mappo_td.fast",
-    "MAPPOKeys": "mappo_td.keys", "CentralizedCritic": "mappo_td.models", "MultiCategorical": "mappo_td.models",
+    "MAPPOKeys": "mappo_td.keys", "CentralizedCritic": "mappo_td.models", "MultiCategorical": "mappo_td.models", "MaskedCategorical": "mappo_td.models",
     "make_critic": "mappo_td.models", "GRUBody": "mappo_td.models", "make_tensordict_primer": "mappo_td.models",
     "with_recurrent_state": "mappo_td.models", "make_policy": "mappo_td.models", "make_shared_actor_critic": "mappo_td.models",
     "broadcast_to_agents": "mappo_td.multiagent", "masked_mean": "mappo_td.multiagent", "per_agent_tensor": "mappo_td.multiagent",
@@ -39,6 +39,7 @@ __all__ = [
     "MAPPOKeys",
     "MAPPOLoss",
     "MAPPOTrainer",
+    "MaskedCategorical",
     "MultiCategorical",
     "RunningStandardizer",
     "ValueNorm",

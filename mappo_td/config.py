@@ -90,6 +90,8 @@ class MAPPOConfig:
     value_clip_form: str = _f("prediction", "with clip_predicted_values: 'prediction' (skrl: the loss of the clipped prediction) "
                                             "or 'max' (the MAPPO reference: the larger of the clipped and unclipped losses)",
                               choices=VALUE_CLIP_FORMS)
+    policy_active_masks: bool = _f(True, "policy and entropy losses average over alive agent-steps only, where the env gives (group, 'mask')")
+    value_active_masks: bool = _f(True, "value loss averages over alive agent-steps only, where the env gives (group, 'mask')")
     data_chunk_length: int = _f(10, "recurrent models (model.body=gru): train on chunks of this many consecutive steps; "
                                     "must divide rollouts", min=1)
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)

@@ -90,9 +90,14 @@ def _make_vmas(cfg: EnvConfig, n: int, device: torch.device | str, seed: int) ->
                          f"({type(err).__name__}: {err}); it reads {valid}.") from err
 
 
+PETTINGZOO_PACKAGES = ("mpe2", "pettingzoo.mpe", "pettingzoo.sisl", "pettingzoo.butterfly", "pettingzoo.classic")
+
+
 def _pettingzoo_task(name: str, max_steps: int, continuous_actions: bool, kwargs: dict):
+    """The task's parallel env (an AEC env where it has no parallel form: classic board games), with ``max_cycles``
+    and ``continuous_actions`` passed only where the task takes them."""
     module = None
-    for package in ("mpe2", "pettingzoo.mpe", "pettingzoo.sisl", "pettingzoo.butterfly"):
+    for package in PETTINGZOO_PACKAGES:
         try:
             module = importlib.import_module(f"{package}.{name}")
             break
@@ -102,12 +107,35 @@ def _pettingzoo_task(name: str, max_steps: int, continuous_actions: bool, kwargs
         if importlib.util.find_spec("mpe2") is None and name.startswith("simple"):
             raise ValueError(f"PettingZoo task {name!r} is an MPE task, which lives in the mpe2 package, not installed here: "
                              "pip install -e \".[pettingzoo]\" (or pip install mpe2).")
-        raise ValueError(f"unknown PettingZoo task {name!r}: not in mpe2, pettingzoo.sisl or pettingzoo.butterfly "
-                         "(MPE tasks such as simple_spread_v3 need the mpe2 package: pip install -e \".[pettingzoo]\").")
+        raise ValueError(f"unknown PettingZoo task {name!r}: not in {', '.join(PETTINGZOO_PACKAGES)} (MPE tasks such as "
+                         "simple_spread_v3 need mpe2: pip install -e \".[pettingzoo]\"; classic and butterfly tasks need "
+                         "pip install \"pettingzoo[classic,butterfly]\").")
+    raw = getattr(module, "raw_env", None)
+    takes = set(inspect.signature(raw).parameters) if raw is not None else {"max_cycles", "continuous_actions"}
+    kw = {k: v for k, v in (("max_cycles", max_steps), ("continuous_actions", continuous_actions)) if k in takes}
+    make = getattr(module, "parallel_env", None) or module.env
     try:
-        return module.parallel_env(max_cycles=max_steps, continuous_actions=continuous_actions, **kwargs)
+        return make(**kw, **kwargs)
     except TypeError as err:
         raise ValueError(f"PettingZoo task {name!r} does not take scenario_kwargs {kwargs} ({err}).") from err
+
+
+def pettingzoo_time_limit(name: str) -> bool:
+    """Whether a PettingZoo task ends its episodes at ``max_steps`` itself (its ``max_cycles``); the others get
+    TorchRL's ``StepCounter(max_steps)``.
+
+    Example:
+        >>> pettingzoo_time_limit("simple_spread_v3"), pettingzoo_time_limit("connect_four_v3")
+        (True, False)
+    """
+    for package in PETTINGZOO_PACKAGES:
+        try:
+            module = importlib.import_module(f"{package}.{name}")
+        except ImportError:
+            continue
+        raw = getattr(module, "raw_env", None)
+        return raw is None or "max_cycles" in inspect.signature(raw).parameters
+    return True
 
 
 def pettingzoo_workers(cfg: EnvConfig, n: int) -> int:
@@ -159,12 +187,13 @@ def make_env(cfg: EnvConfig, device: torch.device | str = "cpu", seed: int = 0, 
         # TorchRL notes, once per env copy, that it tests PettingZoo 1.24.3; mappo_td pins and tests 1.27 (pyproject.toml)
         warnings.filterwarnings("ignore", message="PettingZoo in TorchRL is tested using version", category=UserWarning)
 
-        def one() -> EnvBase:
+        def one() -> EnvBase:  # masks on: (group, "mask") says who acts, (group, "action_mask") which actions are legal
             task = _pettingzoo_task(cfg.scenario, cfg.max_steps, cfg.continuous_actions, scenario_kwargs(cfg))
-            return PettingZooWrapper(task, categorical_actions=True, use_mask=False, device=device)
+            return PettingZooWrapper(task, categorical_actions=True, use_mask=True, device=device)
 
         _pettingzoo_task(cfg.scenario, cfg.max_steps, cfg.continuous_actions, scenario_kwargs(cfg))  # clear errors first
-        env = TransformedEnv(ParallelEnv(n, one) if pettingzoo_workers(cfg, n) > 1 else SerialEnv(n, one), StepCounter())
+        limit = None if pettingzoo_time_limit(cfg.scenario) else cfg.max_steps
+        env = TransformedEnv(ParallelEnv(n, one) if pettingzoo_workers(cfg, n) > 1 else SerialEnv(n, one), StepCounter(max_steps=limit))
         env.set_seed(seed)
     else:
         raise ValueError(f"unknown backend {cfg.backend!r}; use 'vmas' or 'pettingzoo'.")

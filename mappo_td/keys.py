@@ -12,7 +12,16 @@ reward             ``(g, "reward")``                       under ``"next"``; per
 done               ``(g, "done")``                         root entry of the same name
 terminated         ``(g, "terminated")``                   (team-shared ``[*B, 1]``)
 truncated          ``(g, "truncated")``
+alive              ``(g, "mask")``                         the agent acts at this step ``[*B, n]``
+                                                           (bool; absent: every agent, always)
 =================  ======================================  ====================================
+
+``alive`` is the reference's ``active_masks``: TorchRL's PettingZoo wrapper (``use_mask=True``)
+writes ``(g, "mask")``, false for an agent that is dead, absent, or waiting for its turn.
+Where it is false, the loss and the advantage standardization leave the entry out; an
+agent's death must also be reported as its own ``done`` (the wrapper does) so that GAE does
+not bootstrap through it. A legal-action mask, ``(g, "action_mask")``, is the policy's
+input, not the loss's (:mod:`mappo_td.models.distributions`).
 
 One dataclass, one name check: renaming a key on the loss reaches the estimator it
 owns (``make_value_estimator``), as TorchRL's losses do.
@@ -28,12 +37,14 @@ from typing import Any
 NestedKey = str | tuple[str, ...]
 
 _LEAVES = {"action": "action", "sample_log_prob": "action_log_prob", "advantage": "advantage", "value_target": "value_target",
-           "value": "state_value", "reward": "reward", "done": "done", "terminated": "terminated", "truncated": "truncated"}
+           "value": "state_value", "reward": "reward", "done": "done", "terminated": "terminated", "truncated": "truncated",
+           "alive": "mask"}
 
 
 @dataclass
 class MAPPOKeys:
-    """Keys of the loss and the estimator: action, sample_log_prob, advantage, value_target, value, reward, done, terminated, truncated."""
+    """Keys of the loss and the estimator: action, sample_log_prob, advantage, value_target, value, reward, done, terminated,
+    truncated, alive."""
 
     action: NestedKey = ("agents", "action")
     sample_log_prob: NestedKey = ("agents", "action_log_prob")
@@ -44,6 +55,7 @@ class MAPPOKeys:
     done: NestedKey = ("agents", "done")
     terminated: NestedKey = ("agents", "terminated")
     truncated: NestedKey = ("agents", "truncated")
+    alive: NestedKey = ("agents", "mask")
     steps_to_next_obs: NestedKey = "steps_to_next_obs"  # read by TorchRL's estimator base class only
 
 
@@ -64,7 +76,7 @@ def check_key_names(owner: str, names: Mapping[str, Any] | list[str]) -> None:
         >>> check_key_names("MAPPOLoss", ["advantages"])
         Traceback (most recent call last):
         ...
-        ValueError: unknown key name(s) ['advantages'] for MAPPOLoss.set_keys; valid names: ['action', 'sample_log_prob', 'advantage', 'value_target', 'value', 'reward', 'done', 'terminated', 'truncated', 'steps_to_next_obs'].
+        ValueError: unknown key name(s) ['advantages'] for MAPPOLoss.set_keys; valid names: ['action', 'sample_log_prob', 'advantage', 'value_target', 'value', 'reward', 'done', 'terminated', 'truncated', 'alive', 'steps_to_next_obs'].
     """
     valid = [f.name for f in dataclasses.fields(MAPPOKeys)]
     unknown = [k for k in names if k not in valid]

@@ -28,8 +28,9 @@ def test_seed_dict_verbatim_equals_typed_defaults():
     typed["lambda"] = typed.pop("lambda_")
     assert typed.pop("experiment").pop("keep_checkpoints") == 0  # mappo_td's additions: keep every checkpoint,
     assert typed.pop("data_chunk_length") == 10  # and the MAPPO paper's recurrent chunk length (used with model.body=gru)
-    additions = {k: typed.pop(k) for k in ("value_loss", "huber_delta", "value_clip_form")}  # the reference's critic-loss options
-    assert additions == {"value_loss": "mse", "huber_delta": 10.0, "value_clip_form": "prediction"}  # defaults: skrl's loss
+    additions = {k: typed.pop(k) for k in ("value_loss", "huber_delta", "value_clip_form", "policy_active_masks", "value_active_masks")}
+    assert additions == {"value_loss": "mse", "huber_delta": 10.0, "value_clip_form": "prediction",  # defaults: skrl's loss,
+                         "policy_active_masks": True, "value_active_masks": True}  # alive masks used where the env gives them
     assert typed == {k: v for k, v in SEED.items() if k != "experiment"}
 
 

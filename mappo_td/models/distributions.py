@@ -6,11 +6,20 @@ the log-std heads).
 action spec               distribution                network output (per agent)
 ========================  ==========================  =========================================
 ``Categorical`` (n)       ``torch`` Categorical       ``(group, "logits")``  ``[*B, n_agents, n]``
+  with an action mask     :class:`MaskedCategorical`  + ``(group, "action_mask")`` ``[*B, n_agents, n]``
 ``MultiCategorical``      :class:`MultiCategorical`   ``(group, "logits")``  ``[*B, n_agents, sum(nvec)]``
+  with an action mask     (``mask=``)                 + ``(group, "action_mask")`` ``[*B, n_agents, sum(nvec)]``
 ``Bounded``/``Unbounded`` diagonal Gaussian           ``(group, "loc")``, ``(group, "scale")``
                           (``TanhNormal`` if squashed)
                           multivariate Gaussian       ``(group, "loc")``, ``(group, "scale_tril")``
 ========================  ==========================  =========================================
+
+An action mask (``True`` = legal) is used when the observation spec has one for the group
+(``action_mask_key``, default ``(group, "action_mask")``: TorchRL's PettingZoo wrapper with
+``use_mask=True`` writes it). Masked actions get probability 0 when sampling, in the mode,
+in ``log_prob`` and in the entropy. A row with no legal action at all (an agent that does not
+act this step: dead, or waiting for its turn) counts every action as legal, so sampling stays
+defined; the alive mask keeps such steps out of the loss (:mod:`mappo_td.keys`).
 """
 
 from __future__ import annotations
@@ -25,10 +34,77 @@ from torch import nn
 from torchrl.data import Binary, Bounded, Categorical, MultiOneHot, OneHot, TensorSpec
 from torchrl.data import MultiCategorical as MultiCategoricalSpec
 from torchrl.modules import IndependentNormal, TanhNormal
+from torchrl.modules import MaskedCategorical as _TorchRLMaskedCategorical
+
+from mappo_td.keys import NestedKey
 
 Distribution = Literal["auto", "gaussian", "multivariate_gaussian"]
 
 _NO_SAMPLE_SHAPE = torch.Size()
+
+
+def legal_mask(mask: torch.Tensor) -> torch.Tensor:
+    """``mask`` (bool, ``True`` = legal) with rows that allow no action opened to every action (no host sync).
+
+    Example:
+        >>> legal_mask(torch.tensor([[True, False], [False, False]]))
+        tensor([[ True, False],
+                [ True,  True]])
+    """
+    mask = mask.bool()
+    return mask | ~mask.any(-1, keepdim=True)
+
+
+class MaskedCategorical(_TorchRLMaskedCategorical):
+    """TorchRL's ``MaskedCategorical`` (illegal actions: probability 0 in samples, mode, ``log_prob`` and entropy),
+    with :func:`legal_mask` applied so that a row without any legal action stays a valid distribution.
+
+    Example:
+        >>> dist = MaskedCategorical(torch.zeros(2, 3), mask=torch.tensor([[True, False, True], [False, False, False]]))
+        >>> bool((dist.sample((100,))[:, 0] != 1).all()), dist.entropy()
+        (True, tensor([0.6931, 1.0986]))
+    """
+
+    def __init__(self, logits: torch.Tensor, mask: torch.Tensor, **kwargs) -> None:
+        super().__init__(logits=logits, mask=legal_mask(mask), **kwargs)
+
+
+def policy_mask_key(policy: nn.Module) -> NestedKey | None:
+    """The key a policy's masked distribution reads its legal-action mask from (``None``: not masked).
+
+    Example:
+        >>> from torchrl.data import Binary, Composite, Unbounded
+        >>> from mappo_td import make_policy
+        >>> obs = Composite(agents=Composite(observation=Unbounded((3, 6)), action_mask=Binary(5, (3, 5)), shape=(3,)))
+        >>> act = Composite(agents=Composite(action=Categorical(5, (3,)), shape=(3,)))
+        >>> policy_mask_key(make_policy(obs, act)), policy_mask_key(make_policy(obs, act, action_mask=None))
+        (('agents', 'action_mask'), None)
+    """
+    for m in policy.modules():
+        if hasattr(m, "dist_keys") and hasattr(m, "distribution_class"):
+            return dict(zip(m.dist_keys, m.in_keys)).get("mask")
+    return None
+
+
+def random_actions(action_spec: TensorSpec, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Uniform random actions of ``action_spec`` (its shape, env batch dims included); with ``mask`` (``True`` =
+    legal, ``[*shape, n]`` or ``[*shape, sum(nvec)]``) uniform over the legal actions only.
+
+    Example:
+        >>> mask = torch.tensor([False, True, False]).expand(1000, 3)
+        >>> bool((random_actions(Categorical(3, (1000,)), mask) == 1).all())
+        True
+    """
+    if mask is None:
+        return action_spec.rand()
+    if isinstance(action_spec, MultiCategoricalSpec):
+        nvec = [int(n) for n in action_spec.nvec.reshape(-1, action_spec.nvec.shape[-1])[0]]
+        dist = MultiCategorical(torch.zeros(mask.shape, device=mask.device), nvec, mask=mask)
+    elif isinstance(action_spec, Categorical):
+        dist = MaskedCategorical(torch.zeros(mask.shape, device=mask.device), mask=mask)
+    else:
+        raise TypeError(f"an action mask needs Categorical or MultiCategorical actions, not {type(action_spec).__name__}.")
+    return dist.sample().to(action_spec.dtype)
 
 
 class MultiCategorical(D.Distribution):
@@ -37,6 +113,7 @@ class MultiCategorical(D.Distribution):
     Args:
         logits: ``[*B, sum(nvec)]`` concatenated logits.
         nvec: number of choices of each dimension.
+        mask: optional ``[*B, sum(nvec)]`` bools, ``True`` = legal (each dimension's part: a :class:`MaskedCategorical`).
 
     Example:
         >>> dist = MultiCategorical(torch.zeros(2, 5), nvec=[2, 3])
@@ -44,17 +121,26 @@ class MultiCategorical(D.Distribution):
         torch.Size([2, 2])
         >>> torch.allclose(dist.log_prob(torch.tensor([[0, 1], [1, 2]])), torch.log(torch.tensor(1 / 6)))
         True
+        >>> masked = MultiCategorical(torch.zeros(5), nvec=[2, 3], mask=torch.tensor([False, True, True, True, False]))
+        >>> masked.mode.tolist(), round(float(masked.entropy()), 4)  # dim 0: only 1 is legal; dim 1: 0 or 1
+        ([1, 0], 0.6931)
     """
 
     arg_constraints: dict = {}
     has_enumerate_support = False
 
-    def __init__(self, logits: torch.Tensor, nvec: Sequence[int], validate_args: bool | None = None) -> None:
+    def __init__(self, logits: torch.Tensor, nvec: Sequence[int], mask: torch.Tensor | None = None,
+                 validate_args: bool | None = None) -> None:
         self.nvec = [int(n) for n in nvec]
-        if logits.shape[-1] != sum(self.nvec):
-            raise ValueError(f"MultiCategorical: logits end in {logits.shape[-1]}, expected sum(nvec)={sum(self.nvec)}.")
+        if logits.shape[-1] != sum(self.nvec) or (mask is not None and mask.shape[-1] != sum(self.nvec)):
+            raise ValueError(f"MultiCategorical: logits (and mask) end in {logits.shape[-1]}"
+                             f"{'' if mask is None else f' ({mask.shape[-1]})'}, expected sum(nvec)={sum(self.nvec)}.")
         self.logits = logits
-        self._dists = [D.Categorical(logits=chunk) for chunk in logits.split(self.nvec, dim=-1)]
+        chunks = logits.split(self.nvec, dim=-1)
+        if mask is None:
+            self._dists = [D.Categorical(logits=chunk) for chunk in chunks]
+        else:
+            self._dists = [MaskedCategorical(chunk, m) for chunk, m in zip(chunks, mask.split(self.nvec, dim=-1))]
         super().__init__(batch_shape=logits.shape[:-1], event_shape=torch.Size([len(self.nvec)]), validate_args=False)
 
     def sample(self, sample_shape: torch.Size = _NO_SAMPLE_SHAPE) -> torch.Tensor:
@@ -68,7 +154,7 @@ class MultiCategorical(D.Distribution):
 
     @property
     def mode(self) -> torch.Tensor:
-        return torch.stack([d.logits.argmax(-1) for d in self._dists], dim=-1)
+        return torch.stack([d.logits.argmax(-1) for d in self._dists], dim=-1)  # masked logits are -inf
 
     @property
     def deterministic_sample(self) -> torch.Tensor:
@@ -152,13 +238,18 @@ def action_head(
     state_dependent_std: bool,
     tanh_squash: bool | None,
     log_std_init: float,
+    action_mask_key: NestedKey | None = None,
 ) -> tuple[int, list[nn.Module | TensorDictModuleBase], dict, type, dict]:
     """``(n_net_outputs, post-net modules, dist in_keys, dist class, dist kwargs)`` for one group's action spec.
+
+    ``action_mask_key``: where the legal-action mask is (Categorical and MultiCategorical only; ``None``: no mask).
 
     Example:
         >>> n, post, keys, cls, kw = action_head(Categorical(5, (8, 3)), "agents", 3, True, "auto", False, None, 0.0)
         >>> n, keys, cls.__name__
         (5, {'logits': ('agents', 'logits')}, 'Categorical')
+        >>> action_head(Categorical(5, (8, 3)), "agents", 3, True, "auto", False, None, 0.0, ("agents", "action_mask"))[2:4]
+        ({'logits': ('agents', 'logits'), 'mask': ('agents', 'action_mask')}, <class 'mappo_td.models.distributions.MaskedCategorical'>)
     """
     g = group
     if isinstance(action_spec, (OneHot, MultiOneHot)):
@@ -168,11 +259,15 @@ def action_head(
         )
     if isinstance(action_spec, Binary):
         raise TypeError(f"unsupported action spec Binary for group {g!r}: use Categorical, MultiCategorical (e.g. nvec=[2] * k) or a continuous Box.")
+    discrete_keys = {"logits": (g, "logits")} | ({} if action_mask_key is None else {"mask": action_mask_key})
     if isinstance(action_spec, MultiCategoricalSpec):  # before Categorical: it is a subclass
         nvec = [int(n) for n in action_spec.nvec.reshape(-1, action_spec.nvec.shape[-1])[0]]
-        return sum(nvec), [], {"logits": (g, "logits")}, MultiCategorical, {"nvec": nvec}
+        return sum(nvec), [], discrete_keys, MultiCategorical, {"nvec": nvec}
     if isinstance(action_spec, Categorical):
-        return action_spec.space.n, [], {"logits": (g, "logits")}, D.Categorical, {}
+        return action_spec.space.n, [], discrete_keys, D.Categorical if action_mask_key is None else MaskedCategorical, {}
+    if action_mask_key is not None:
+        raise ValueError(f"group {g!r} has an action mask at {action_mask_key!r} but continuous actions "
+                         f"({type(action_spec).__name__}); action masks apply to Categorical and MultiCategorical actions.")
     if action_spec.domain != "continuous" or action_spec.dtype not in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
         raise TypeError(f"unsupported action spec {type(action_spec).__name__} for group {g!r}: use Categorical, MultiCategorical or a continuous Box.")
     a = action_spec.shape[-1]

@@ -60,11 +60,12 @@ def n_features(observation_spec: Composite, group: str, observation_key: NestedK
 
 
 class ConcatFlat(nn.Module):
-    """Flattens the trailing ``event_ndims[i]`` dims of each input and concatenates them on the last dim.
+    """Flattens the trailing ``event_ndims[i]`` dims of each input and concatenates them on the last dim; integer, bool
+    and float64 inputs (a board, a one-hot grid) become floats of the default dtype.
 
     Example:
-        >>> ConcatFlat([1, 2])(torch.zeros(4, 3), torch.zeros(4, 2, 5)).shape
-        torch.Size([4, 13])
+        >>> ConcatFlat([1, 2])(torch.zeros(4, 3), torch.zeros(4, 2, 5, dtype=torch.int8)).dtype
+        torch.float32
     """
 
     def __init__(self, event_ndims: Sequence[int]) -> None:
@@ -73,6 +74,7 @@ class ConcatFlat(nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         flat = [x.unsqueeze(-1) if k == 0 else x.flatten(-k) for x, k in zip(inputs, self.event_ndims)]
+        flat = [x.to(torch.get_default_dtype()) for x in flat]  # a no-op for float32 inputs
         return torch.cat(flat, dim=-1) if len(flat) > 1 else flat[0]
 
 
@@ -95,7 +97,7 @@ def observation_input(observation_spec: Composite, group: str, observation_key: 
     """Modules that turn a group's observation into one flat ``[*B, n_agents, F]`` tensor.
 
     Returns ``(modules, key_of_flat_input, F)``; ``modules`` is empty when the
-    observation is already a flat Box.
+    observation is already a flat Box of the default float dtype.
 
     Example:
         >>> from torchrl.data import Unbounded
@@ -106,7 +108,7 @@ def observation_input(observation_spec: Composite, group: str, observation_key: 
     gspec = group_spec(observation_spec, group, "observation")
     leaves = observation_leaves(gspec, observation_key, len(gspec.shape))
     n = sum(int(torch.Size(s).numel()) for _, s in leaves)
-    if len(leaves) == 1 and len(leaves[0][1]) == 1:
+    if len(leaves) == 1 and len(leaves[0][1]) == 1 and gspec[leaves[0][0]].dtype == torch.get_default_dtype():
         return [], (group, *leaves[0][0]), n
     out_key = (group, "observation_vec")
     flat = TensorDictModule(ConcatFlat([len(s) for _, s in leaves]), in_keys=[(group, *k) for k, _ in leaves], out_keys=[out_key])

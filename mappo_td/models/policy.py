@@ -4,7 +4,9 @@ Every policy reads ``(group, observation_key)`` (``[*B, n_agents, *F]``; a neste
 Composite (Dict space) is flattened leaf by leaf in sorted key order, see
 :mod:`mappo_td.models.inputs`) and writes ``(group, "action")`` and
 ``(group, "action_log_prob")`` (``[*B, n_agents]``). The distribution for each action
-space is chosen in :mod:`mappo_td.models.distributions`.
+space is chosen in :mod:`mappo_td.models.distributions`; a Discrete or MultiDiscrete policy
+also reads the group's legal-action mask when the observation spec has one
+(``(group, "action_mask")``, see :func:`action_mask_key`).
 """
 
 from __future__ import annotations
@@ -49,15 +51,37 @@ class _PolicyParts:
         )
 
 
+def action_mask_key(observation_spec: Composite, group: str, key: NestedKey | None | str = "auto") -> NestedKey | None:
+    """Where ``group``'s legal-action mask is read from: ``key="auto"`` gives ``(group, "action_mask")`` when the
+    observation spec has it (else ``None``: no mask); ``None`` turns masking off; any other key must be in the spec.
+
+    Example:
+        >>> from torchrl.data import Binary, Unbounded
+        >>> spec = Composite(agents=Composite(observation=Unbounded((3, 6)), action_mask=Binary(5, (3, 5)), shape=(3,)))
+        >>> action_mask_key(spec, "agents"), action_mask_key(spec, "agents", None)
+        (('agents', 'action_mask'), None)
+    """
+    if key is None:
+        return None
+    if key == "auto":
+        return (group, "action_mask") if (group, "action_mask") in observation_spec.keys(include_nested=True) else None
+    if key not in observation_spec.keys(include_nested=True):
+        raise KeyError(f"action mask key {key!r} is not in the observation spec of group {group!r}; "
+                       f"keys present: {sorted(map(str, observation_spec.keys(include_nested=True, leaves_only=True)))}.")
+    return key
+
+
 def _policy_parts(observation_spec: Composite, action_spec: Composite, group: str, observation_key: NestedKey,
                   input_preprocessor: nn.Module | None, share_params: bool, distribution: Distribution,
-                  state_dependent_std: bool, tanh_squash: bool | None, log_std_init: float) -> _PolicyParts:
+                  state_dependent_std: bool, tanh_squash: bool | None, log_std_init: float,
+                  mask_key: NestedKey | None | str = "auto") -> _PolicyParts:
     gspec = group_spec(action_spec, group, "action")
     n_agents = gspec.shape[-1]
     pre, in_key, n_in = observation_input(observation_spec, group, observation_key)
     pre, in_key = with_preprocessor(pre, in_key, group, input_preprocessor, "observation_normalized")
     n_out, post, dist_keys, dist_cls, dist_kwargs = action_head(
-        gspec["action"], group, n_agents, share_params, distribution, state_dependent_std, tanh_squash, log_std_init
+        gspec["action"], group, n_agents, share_params, distribution, state_dependent_std, tanh_squash, log_std_init,
+        action_mask_key(observation_spec, group, mask_key),
     )
     return _PolicyParts(n_agents, pre, in_key, n_in, n_out, post, dist_keys, dist_cls, dist_kwargs,
                         _net_out_key(group, dist_keys, state_dependent_std))
@@ -86,6 +110,7 @@ def make_policy(
     body: str = "mlp",
     rnn_hidden_size: int = 64,
     rnn_layers: int = 1,
+    action_mask: NestedKey | None | str = "auto",
     device: torch.device | str | None = None,
 ) -> ProbabilisticActor:
     """Build a decentralized stochastic policy for one agent group.
@@ -104,6 +129,8 @@ def make_policy(
         body: ``"mlp"`` or ``"gru"`` (:mod:`mappo_td.models.recurrent`: GRU of ``rnn_layers`` × ``rnn_hidden_size``,
             then the MLP as head; it also reads ``"is_init"`` and ``(group, "rnn_state")`` and writes
             ``("next", group, "rnn_state")``).
+        action_mask: the legal-action mask's key (:func:`action_mask_key`: ``"auto"`` uses ``(group, "action_mask")``
+            when the spec has it; ``None``: no mask). A masked policy reads it and never picks an illegal action.
 
     Example:
         >>> from torchrl.data import Categorical, Unbounded
@@ -115,7 +142,7 @@ def make_policy(
         (torch.Size([8, 3]), torch.Size([8, 3]))
     """
     parts = _policy_parts(observation_spec, action_spec, group, observation_key, input_preprocessor, share_params,
-                          distribution, state_dependent_std, tanh_squash, log_std_init)
+                          distribution, state_dependent_std, tanh_squash, log_std_init, action_mask)
     net = body_module(body, parts.n_in, parts.n_out, parts.n_agents, in_key=parts.in_key, out_key=parts.net_out_key,
                       state_key=(group, "rnn_state"), share_params=share_params, hidden_sizes=hidden_sizes, activation=activation,
                       rnn_hidden_size=rnn_hidden_size, rnn_layers=rnn_layers)
@@ -137,6 +164,7 @@ def make_shared_actor_critic(
     log_std_init: float = 0.0,
     observation_key: NestedKey = "observation",
     input_preprocessor: nn.Module | None = None,
+    action_mask: NestedKey | None | str = "auto",
     device: torch.device | str | None = None,
 ):
     """One trunk, a policy head and a value head, both reading the group's own observations.
@@ -164,7 +192,7 @@ def make_shared_actor_critic(
     if len(hidden_sizes) < 1:
         raise ValueError("a shared model needs at least one hidden layer (hidden_sizes).")
     parts = _policy_parts(observation_spec, action_spec, group, observation_key, input_preprocessor, share_params,
-                          distribution, False, tanh_squash, log_std_init)
+                          distribution, False, tanh_squash, log_std_init, action_mask)
     width = hidden_sizes[-1]
     trunk = agent_mlp(parts.n_in, width, parts.n_agents, share_params=share_params, hidden_sizes=hidden_sizes[:-1],
                       activation=activation, activate_last_layer=True)

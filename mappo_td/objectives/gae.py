@@ -43,7 +43,12 @@ class MAPPOGAE(KeyContract, ValueEstimatorBase):
     ``("next", "done" | "terminated" | "truncated")``  team or per agent          in
     ``(group, "advantage")`` (advantage)           ``[*B, T, n_agents, 1]``     out
     ``(group, "value_target")`` (value_target)     ``[*B, T, n_agents, 1]``     out
+    ``(group, "mask")`` (alive), optional          ``[*B, T, n_agents]`` bool   in
     ===========================================  =========================  ==========
+
+    With an ``alive`` mask the standardization uses alive entries only (the reference's
+    ``active_masks``); an agent's own ``done`` (per agent, as TorchRL's PettingZoo wrapper
+    reports a death) stops the recursion, so nothing is bootstrapped through a dead agent.
 
     Signals are looked up per agent first (``("next", group, name)``), then at the
     root (team-shared). A missing ``truncated`` is ``done & ~terminated``. When
@@ -147,7 +152,11 @@ class MAPPOGAE(KeyContract, ValueEstimatorBase):
         """Write ``advantage`` (standardized if asked) and ``value_target`` into ``tensordict``."""
         adv, target = self._compute(tensordict)
         if self.standardize:
-            adv = standardize_per_agent(adv, reduce=self.reduce)
+            alive = tensordict.get(self.tensor_keys.alive, None)
+            if alive is not None and alive.shape != adv.shape[:-1]:
+                raise ValueError(f"alive mask at {self.tensor_keys.alive!r} has shape {tuple(alive.shape)}; expected "
+                                 f"{tuple(adv.shape[:-1])} ([*B, T, n_agents]); rename it with set_keys(alive=...).")
+            adv = standardize_per_agent(adv, None if alive is None else alive.unsqueeze(-1), reduce=self.reduce)
         tensordict.set(self.tensor_keys.advantage, adv)
         tensordict.set(self.tensor_keys.value_target, target)
         return tensordict

@@ -12,7 +12,7 @@ from torchrl.objectives import LossModule
 from mappo_td.config import BOUNDS
 from mappo_td.fast import TensorPlan
 from mappo_td.keys import KeyContract, MAPPOKeys, NestedKey, group_keys
-from mappo_td.multiagent import PerAgent, per_agent_tensor
+from mappo_td.multiagent import PerAgent, masked_mean, masked_std_mean, per_agent_tensor
 from mappo_td.objectives.gae import MAPPOGAE
 from mappo_td.validation import VALUE_CLIP_FORMS, VALUE_LOSSES
 
@@ -36,7 +36,14 @@ class MAPPOLoss(KeyContract, LossModule):
     ``(group, "advantage")`` (advantage)           ``[*B, n_agents, 1]``         standardized A
     ``(group, "value_target")`` (value_target)     ``[*B, n_agents, 1]``         returns R
     ``(group, "state_value")`` (value)             ``[*B, n_agents, 1]``         V at collection
+    ``(group, "mask")`` (alive), optional          ``[*B, n_agents]`` bool       the agent acts now
     ===========================================  ==========================  =====================
+
+    Alive masks (the reference's ``active_masks``): where the input has the ``alive`` key,
+    the policy, entropy and diagnostic terms (``policy_active_masks``) and the value terms
+    (``value_active_masks``) average over alive agent-steps only, as
+    ``sum(x · alive) / sum(alive)``; a dead agent's entries reach no loss and no gradient.
+    A masked policy (legal-action mask) needs nothing here: the mask is one of its inputs.
 
     Output (scalars; ``[n_agents]`` with ``share_params=False``): ``loss_objective``
     (−mean min(A·ρ, A·clip(ρ, 1±c))), ``loss_critic`` (value_loss_scale · mean ℓ(R −
@@ -90,8 +97,11 @@ class MAPPOLoss(KeyContract, LossModule):
         value_loss: str = "mse",
         huber_delta: float = 10.0,
         value_clip_form: str = "prediction",
+        policy_active_masks: bool = True,
+        value_active_masks: bool = True,
     ) -> None:
         super().__init__()
+        self.policy_active_masks, self.value_active_masks = bool(policy_active_masks), bool(value_active_masks)
         if value_loss not in VALUE_LOSSES or value_clip_form not in VALUE_CLIP_FORMS or not huber_delta > 0:
             raise ValueError(f"value_loss must be one of {VALUE_LOSSES} (got {value_loss!r}), value_clip_form one of "
                              f"{VALUE_CLIP_FORMS} (got {value_clip_form!r}), huber_delta > 0 (got {huber_delta!r}).")
@@ -112,7 +122,9 @@ class MAPPOLoss(KeyContract, LossModule):
             critic = TensorPlan.of(critic_network, what="the critic network")
             dist_module = actor_network.module[-1] if isinstance(actor_network, ProbabilisticTensorDictSequential) else None
             if actor is not None and critic is not None and dist_module is not None:
-                self._plans = (actor, critic, dist_module)
+                made = {k for _, _, outs in actor.steps for k in outs}  # the distribution also reads inputs (an action mask)
+                inputs = list(dict.fromkeys([*actor.in_keys, *(k for k in dist_module.in_keys if k not in made)]))
+                self._plans = (actor, critic, dist_module, inputs)
         self.set_keys(**group_keys(group))
 
     @property
@@ -152,11 +164,11 @@ class MAPPOLoss(KeyContract, LossModule):
     def _default_value_estimator(self) -> None:
         self.make_value_estimator()
 
-    def _reduce(self, x: torch.Tensor) -> torch.Tensor:
-        """Mean over everything (or, with separate parameters, over everything but the agent dim ``-2``)."""
+    def _reduce(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(Masked) mean over everything, or with separate parameters over everything but the agent dim ``-2``."""
         if not self.share_params:
-            return x.mean(dim=self._non_agent_dims(x)).squeeze(-1)
-        return x.mean()
+            return masked_mean(x, mask, dim=self._non_agent_dims(x)).squeeze(-1)
+        return masked_mean(x, mask)
 
     @staticmethod
     def _non_agent_dims(x: torch.Tensor) -> list[int]:
@@ -193,9 +205,17 @@ class MAPPOLoss(KeyContract, LossModule):
                 "[*B, n_agents]; team-shared signals must be broadcast to agents before the loss (see MAPPOGAE)."
             )
 
+        alive = tensordict.get(k.alive, None)
+        if alive is not None and alive.shape != old_log_prob.shape:
+            raise ValueError(f"alive mask at {k.alive!r} has shape {tuple(alive.shape)}; expected {tuple(old_log_prob.shape)} "
+                             "([*B, n_agents], like sample_log_prob); rename it with loss.set_keys(alive=...).")
+        alive = None if alive is None else alive.unsqueeze(-1)
+        p_mask = alive if self.policy_active_masks else None
+        v_mask = alive if self.value_active_masks else None
+
         if self._plans is not None:
-            actor, critic, dist_module = self._plans
-            values = actor({k: tensordict.get(k) for k in actor.in_keys})
+            actor, critic, dist_module, inputs = self._plans
+            values = actor({key: tensordict.get(key) for key in inputs})
             params = {(n[-1] if isinstance(n, tuple) else n): values[k] for n, k in zip(dist_module.dist_keys, dist_module.in_keys)}
             dist = dist_module.distribution_class(**params, **dist_module.distribution_kwargs)
         else:
@@ -234,19 +254,18 @@ class MAPPOLoss(KeyContract, LossModule):
         with torch.no_grad():
             kl = (ratio - 1) - log_ratio
             clipped = ((ratio - 1).abs() > c).float()
-            if self.share_params:
-                explained_variance = 1 - (target - value).var() / target.var().clamp_min(1e-8)
-            else:
-                dims = self._non_agent_dims(target)
-                explained_variance = (1 - (target - value).var(dim=dims) / target.var(dim=dims).clamp_min(1e-8)).squeeze(-1)
+            dims = list(range(target.ndim)) if self.share_params else self._non_agent_dims(target)
+            residual_var, target_var = (masked_std_mean(x, v_mask, dims, keepdim=False)[0].pow(2) for x in (target - value, target))
+            explained_variance = 1 - residual_var / target_var.clamp_min(1e-8)
+            explained_variance = explained_variance if self.share_params else explained_variance.squeeze(-1)
         return TensorDict(
             {
-                "loss_objective": -self._reduce(surrogate),
-                "loss_critic": self._reduce(self.value_loss_scale * critic_loss),
-                "loss_entropy": -self._reduce(self.entropy_loss_scale * entropy),
-                "kl_approx": self._reduce(kl),
-                "clip_fraction": self._reduce(clipped),
-                "entropy": self._reduce(entropy.detach()),
+                "loss_objective": -self._reduce(surrogate, p_mask),
+                "loss_critic": self._reduce(self.value_loss_scale * critic_loss, v_mask),
+                "loss_entropy": -self._reduce(self.entropy_loss_scale * entropy, p_mask),
+                "kl_approx": self._reduce(kl, p_mask),
+                "clip_fraction": self._reduce(clipped, p_mask),
+                "entropy": self._reduce(entropy.detach(), p_mask),
                 "explained_variance": explained_variance,
             },
             batch_size=[],

@@ -9,12 +9,14 @@ from tensordict.nn import TensorDictModuleBase
 from torch import nn
 
 from mappo_td.fast import accelerate
+from mappo_td.models.distributions import policy_mask_key, random_actions
 
 
 class ActingPolicy(TensorDictModuleBase):
     """The policies of every group; uniform random actions while ``step < random_timesteps``.
 
-    Random actions are stored with their log-probability under the current policy.
+    Random actions are stored with their log-probability under the current policy; a masked
+    policy's random actions are uniform over the legal ones (its ``"mask"`` input).
     ``step`` is a host counter (the environment step), so choosing costs no sync;
     each group's policy is wrapped by :func:`mappo_td.fast.accelerate` (``fast``),
     the counter and the random/policy choice stay in Python. ``critics`` (recurrent
@@ -40,14 +42,16 @@ class ActingPolicy(TensorDictModuleBase):
         self.random_timesteps = random_timesteps
         self.step = 0
         self._act = [accelerate(p, fast, out_keys=p.out_keys) for p in self.policies]
+        self._masks = [policy_mask_key(p) for p in self.policies]  # a masked distribution's legal-action key
         self.in_keys = sorted({k for p in [*self.policies, *self.critics] for k in p.in_keys}, key=str)
         self.out_keys = sorted({k for p in [*self.policies, *self.critics] for k in p.out_keys}, key=str)
 
     def forward(self, td: TensorDictBase) -> TensorDictBase:
         random = self.step < self.random_timesteps
-        for name, policy, act in zip(self.names, self.policies, self._act):
+        for name, policy, act, mask_key in zip(self.names, self.policies, self._act, self._masks):
             if random:
-                action = self.action_specs[name].rand().to(td.device)  # the spec carries the env batch dims
+                mask = None if mask_key is None else td.get(mask_key)
+                action = random_actions(self.action_specs[name], mask).to(td.device)  # the spec carries the env batch dims
                 td.set((name, "action"), action)
                 td.set((name, "action_log_prob"), policy.get_dist(td).log_prob(action))
             else:

@@ -140,6 +140,7 @@ def build_group(cfg: TrainConfig, observation_spec: Composite, action_spec: Comp
 
     loss = MAPPOLoss(policy, critic, group=name, agents=agents, clip_predicted_values=m.clip_predicted_values, share_params=share,
                      value_loss=m.value_loss, huber_delta=m.huber_delta, value_clip_form=m.value_clip_form,
+                     policy_active_masks=m.policy_active_masks, value_active_masks=m.value_active_masks,
                      **{k: values[k] for k in ("ratio_clip", "value_clip", "entropy_loss_scale", "value_loss_scale")}).to(device)
     gae = MAPPOGAE(name, gamma=values["discount_factor"], lmbda=values["lambda"], agents=agents,
                    time_limit_bootstrap=m.time_limit_bootstrap).to(device)

@@ -102,13 +102,14 @@ def build_learner(cfg: TrainConfig, env: EnvBase | None = None) -> Learner:
                           auto_register_policy_transforms=False, trust_policy=True)
     checked = finite_keys(env, gmap)
     reward_keys = [k for k in checked if k[-1] == "reward"]
+    alive_keys = [g.loss.tensor_keys.alive for g in groups if g.loss.tensor_keys.alive in env.observation_spec.keys(True)]
     return Learner(
         cfg=cfg, device=device, env=env, group_map=gmap, groups=groups, acting=acting, collector=collector,
         stats=TrainingStats(gmap, checked, device, reduce=all_reduce_sum if world_size > 1 else None),
         step_fns={g.name: accelerate(functools.partial(update_step if g.kl_threshold is None else masked_update_step, g), cfg.fast)
                   for g in groups},
         keep_updating={g.name: torch.ones_like(g.optimizer.lr, dtype=torch.bool) for g in groups if g.kl_threshold is not None},
-        reward_keys=reward_keys, update_keys=update_keys(groups, reward_keys), user_env=user_env, rank=rank, world_size=world_size,
+        reward_keys=reward_keys, update_keys=update_keys(groups, [*reward_keys, *alive_keys]), user_env=user_env, rank=rank, world_size=world_size,
     )
 
 
