@@ -4,6 +4,7 @@
     mappo-td train --num-envs 600 --timesteps 50000 --learning-rate 3e-4
     mappo-td train --fast compile               # torch.compile acting and update (cudagraphs: + CUDA graphs)
     mappo-td train --config skrl_cfg.yaml       # skrl's MAPPO_DEFAULT_CONFIG dict, verbatim
+    mappo-td train --preset mappo-paper         # the MAPPO reference's defaults (Huber, ValueNorm, GRU ...)
     mappo-td train --resume runs/<name>/checkpoints            # --fork NEW_NAME / --overwrite-later for an older checkpoint
     mappo-td eval runs/<name>/checkpoints --episodes 20
     mappo-td train --seeds 0 1 2 --experiment-name nav    # runs/nav_seed0, _seed1, _seed2
@@ -26,6 +27,7 @@ from typing import Any
 
 from mappo_td.config import EnvConfig, ExperimentConfig, MAPPOConfig, ModelConfig, TrainConfig, merge_config
 from mappo_td.plot import SEED_SUFFIX
+from mappo_td.presets import PRESETS, preset
 
 SECTIONS = (("MAPPO (the source document's MAPPO_DEFAULT_CONFIG)", MAPPOConfig, ("mappo",)), ("experiment", ExperimentConfig, ("mappo", "experiment")),
             ("environment", EnvConfig, ("env",)), ("model", ModelConfig, ("model",)), ("run", TrainConfig, ()))
@@ -127,10 +129,7 @@ def read_config(path: str) -> dict[str, Any]:
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
+    value = int(text) if text.strip().isdigit() else 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
     return value
@@ -165,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     train = sub.add_parser("train", help="train MAPPO (no arguments: VMAS navigation)")
     train.add_argument("--config", help="JSON/YAML config: the typed layout or skrl's MAPPO_DEFAULT_CONFIG keys; flags override it")
+    train.add_argument("--preset", choices=sorted(PRESETS), help="start from a named config (mappo-paper: the MAPPO reference's Huber loss, "
+                       "ValueNorm, value clipping, GRU, epochs; see mappo_td.presets); --config and flags override it")
     train.add_argument("--resume", metavar="PATH", help="continue from a checkpoint file or checkpoints folder (--config and flags override its config)")
     train.add_argument("--fork", metavar="NEW_NAME", help="with --resume: continue in a new run folder NEW_NAME beside the original")
     train.add_argument("--overwrite-later", action="store_true",
@@ -215,8 +216,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "train":
-            # One precedence rule: defaults < config file < flags (and, resuming, the checkpoint's config below both).
-            d = merge_config(read_config(args.config), _overrides(args)) if args.config else _overrides(args)
+            # One precedence rule: defaults < preset < config file < flags (and, resuming, the checkpoint's config below all).
+            d = merge_config(merge_config(preset(args.preset) if args.preset else {}, read_config(args.config) if args.config else {}), _overrides(args))
             _train_runs(args, d, say)
         else:
             overrides = {"device": args.device} if args.device else {}

@@ -126,6 +126,7 @@ class ModelConfig:
     state_dependent_std: bool = _f(False, "the policy network outputs the log-std too")
     tanh_squash: bool | None = _f(None, "squash Gaussian actions into the Box bounds (default: when bounded)")
     log_std_init: float = _f(0.0, "initial log-std of Gaussian policies")
+    action_masks: bool = _f(True, "Discrete/MultiDiscrete policies use the env's legal-action mask (group, 'action_mask') where it has one")
     body: str = _f("mlp", "network body of policy and critic: 'mlp', or 'gru' (a GRU, then the MLP as head)", choices=BODIES)
     rnn_hidden_size: int = _f(64, "GRU state size (body=gru)", min=1)
     rnn_layers: int = _f(1, "GRU layers (body=gru)", min=1)

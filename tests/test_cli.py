@@ -196,3 +196,23 @@ def test_seeds_train_sibling_runs_and_plot_overlays_them(tmp_path, capsys):
     assert main(["plot", str(runs[0]), str(runs[1]), "-o", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
     assert main(["plot", str(tmp_path / "missing")]) == 2 and "has no progress.csv" in capsys.readouterr().err
+
+
+def test_preset_under_config_file_under_flags(tmp_path):
+    cfg = tmp_path / "mine.yaml"
+    cfg.write_text("learning_epochs: 3\n")
+    assert main(["train", "--preset", "mappo-paper", "--config", str(cfg), "--rollouts", "10", "--data-chunk-length", "5",
+                 "--directory", str(tmp_path), "--experiment-name", "P", "--timesteps", "10", "--num-envs", "2",
+                 "--device", "cpu", "--no-progress"]) == 0
+    saved = json.loads((tmp_path / "P" / "config.json").read_text())
+    m = saved["mappo"]
+    assert (m["value_loss"], m["huber_delta"], m["value_preprocessor"], m["value_clip_form"]) == ("huber", 10.0, "ValueNorm", "max")
+    assert saved["model"]["body"] == "gru" and m["mini_batches"] == 1 and m["entropy_loss_scale"] == 0.01  # the preset
+    assert m["learning_epochs"] == 3  # the config file over the preset
+    assert (m["rollouts"], m["data_chunk_length"]) == (10, 5)  # flags over both
+
+
+def test_unknown_preset_lists_the_presets(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--preset", "mappo-papers"])
+    assert "invalid choice: 'mappo-papers' (choose from 'mappo-paper')" in capsys.readouterr().err

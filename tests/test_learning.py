@@ -1,4 +1,4 @@
-"""Short runs must learn: real VMAS navigation on CPU, and a memory task only a recurrent policy can solve."""
+"""Short runs must learn: real VMAS navigation on CPU, a memory task only a recurrent policy can solve, a masked lure."""
 
 import csv
 from pathlib import Path
@@ -7,6 +7,7 @@ import pytest
 
 from mappo_td.config import TrainConfig
 from mappo_td.trainer import MAPPOTrainer
+from tests.mask_env import LURE, LureEnv
 from tests.memory_env import CueMemoryEnv
 
 
@@ -36,3 +37,26 @@ def test_only_the_recurrent_policy_remembers_the_cue(tmp_path, body, low, high):
     trainer.train()
     success = trainer.evaluate(episodes=64)["return_mean"]  # the return is the success rate (reward 1 for the right cue)
     assert low <= success <= high, f"{body}: success {success:.2f} outside [{low}, {high}]"
+
+
+@pytest.mark.parametrize("masks", [True, False])
+def test_a_masked_policy_never_takes_the_lure_an_unmasked_one_learns_to(tmp_path, masks):
+    """Action 3 pays the most but the env's action mask never allows it: masked, it is never taken (random exploration
+    included); unmasked, the policy learns to take it."""
+    env = LureEnv(num_envs=32, horizon=4)
+    cfg = TrainConfig.from_dict({
+        "timesteps": 160, "rollouts": 8, "learning_rate": 3e-3, "learning_epochs": 4, "mini_batches": 2, "random_timesteps": 8,
+        "device": "cpu", "progress": False, "seed": 0, "model": {"action_masks": masks, "hidden_sizes": [32]},
+        "experiment": {"directory": str(tmp_path), "write_interval": 160, "checkpoint_interval": 0},
+    })
+    trainer = MAPPOTrainer(cfg, env=env)
+    trainer.train()
+    during = env.taken.clone()
+    env.taken.zero_()
+    trainer.collect()  # the trained policy, sampling
+    lure_share = float(env.taken[LURE]) / float(env.taken.sum())
+    if masks:
+        assert int(during[LURE]) == 0 and int(env.taken[LURE]) == 0, (during, env.taken)
+        assert float(env.taken[0]) / float(env.taken.sum()) > 0.5  # it learned the best legal action instead
+    else:
+        assert lure_share > 0.9, f"unmasked policy takes the lure {lure_share:.2f} of the time"

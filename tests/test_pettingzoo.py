@@ -126,3 +126,52 @@ def test_worker_processes_step_the_same_episodes_as_one_process(tmp_path):
         assert main(flags) == 0
         out[workers] = [(r["timestep"], r["reward/episode_mean"], r["adversary/loss_critic"]) for r in csv.DictReader((d / "r" / "progress.csv").open())]
     assert out[1] == out[2] and len(out[1]) == 2
+
+
+def test_connect_four_trains_two_groups_and_never_moves_illegally():
+    """An AEC board game through TorchRL's wrapper: (player_i, "action_mask") says which columns are open and
+    (player_i, "mask") whose turn it is; the policy never picks a full column, random exploration included."""
+    pytest.importorskip("pettingzoo.classic.connect_four_v3")
+    cfg = small_config(timesteps=96, rollouts=24, random_timesteps=24,
+                       env={"backend": "pettingzoo", "scenario": "connect_four_v3", "num_envs": 4, "workers": 1, "max_steps": 42})
+    t = MAPPOTrainer(cfg)
+    assert list(t.group_map) == ["player_0", "player_1"]
+    assert all(g.policy.module[-1].distribution_class.__name__ == "MaskedCategorical" for g in t.groups)
+    before = [p.detach().clone() for p in t.groups[0].policy.parameters()]
+    summary = t.train()
+    assert any(not torch.equal(a, b) for a, b in zip(before, t.groups[0].policy.parameters()))
+    assert summary["episode/count"] > 0
+    full_columns = 0
+    for _ in range(3):  # games long enough that columns fill up: the mask then really forbids something
+        data = t.collect()
+        for g in t.group_map:
+            acting, legal = data[g, "mask"], data[g, "action_mask"]
+            chosen = legal.gather(-1, data[g, "action"].unsqueeze(-1)).squeeze(-1)
+            assert bool(chosen[acting].all()), f"{g} moved into a full column"
+            full_columns += int((~legal[acting]).sum())
+    assert full_columns > 0
+
+
+def test_knights_archers_zombies_trains_and_its_losses_ignore_dead_agents():
+    pytest.importorskip("pettingzoo.butterfly.knights_archers_zombies_v11")
+    from mappo_td.train import compute_advantages
+
+    cfg = small_config(timesteps=32, rollouts=16,
+                       env={"backend": "pettingzoo", "scenario": "knights_archers_zombies_v11", "num_envs": 2, "workers": 1,
+                            "max_steps": 40})
+    t = MAPPOTrainer(cfg)
+    assert t.group_map == {"archer": ["archer_0", "archer_1"], "knight": ["knight_0", "knight_1"]}
+    t.train()
+    g = t.groups[0]
+    data = compute_advantages(g, t.collect()).reshape(-1)
+    data[g.name, "mask"][: len(data) // 2, 1] = False  # archer_1 "dead" for the first half of the batch
+    out = g.loss(data.clone())
+    dead = ~data[g.name, "mask"]
+    changed = data.clone()
+    changed[g.name, "action"][dead] = (changed[g.name, "action"][dead] + 1) % 6
+    changed[g.name, "advantage"][dead] = 1e3
+    changed[g.name, "value_target"][dead] = -1e3
+    out2 = g.loss(changed)
+    for k in ("loss_objective", "loss_critic", "loss_entropy"):
+        torch.testing.assert_close(out[k], out2[k])
+        assert torch.isfinite(out[k])

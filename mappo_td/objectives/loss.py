@@ -176,6 +176,9 @@ class MAPPOLoss(KeyContract, LossModule):
 
     def _get(self, td: TensorDictBase, key: NestedKey, name: str) -> torch.Tensor:
         value = td.get(key, None)
+        if value is None and name == "the policy's input":
+            raise KeyError(f"MAPPOLoss: the policy reads {key!r} (an observation, or its legal-action mask), which is missing "
+                           "from the input; keep it in the batch (e.g. select it with the other keys).")
         if value is None:
             raise KeyError(
                 f"MAPPOLoss needs {name} at key {key!r}; it is missing from the input. Compute advantages first "
@@ -215,7 +218,7 @@ class MAPPOLoss(KeyContract, LossModule):
 
         if self._plans is not None:
             actor, critic, dist_module, inputs = self._plans
-            values = actor({key: tensordict.get(key) for key in inputs})
+            values = actor({key: self._get(tensordict, key, "the policy's input") for key in inputs})
             params = {(n[-1] if isinstance(n, tuple) else n): values[k] for n, k in zip(dist_module.dist_keys, dist_module.in_keys)}
             dist = dist_module.distribution_class(**params, **dist_module.distribution_kwargs)
         else:

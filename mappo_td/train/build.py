@@ -117,7 +117,8 @@ def build_group(cfg: TrainConfig, observation_spec: Composite, action_spec: Comp
     pre = {"state_preprocessor": _preprocessor(cfg, "state_preprocessor", n_obs, device)}
     common = dict(share_params=mc.share_params, hidden_sizes=list(mc.hidden_sizes), activation=activation_class(mc.activation))
     body = dict(body=mc.body, rnn_hidden_size=mc.rnn_hidden_size, rnn_layers=mc.rnn_layers)
-    head = dict(distribution=mc.distribution, tanh_squash=mc.tanh_squash, log_std_init=mc.log_std_init)
+    head = dict(distribution=mc.distribution, tanh_squash=mc.tanh_squash, log_std_init=mc.log_std_init,
+                action_mask="auto" if mc.action_masks else None)
     if mc.shared_model:
         op = make_shared_actor_critic(observation_spec, action_spec, name, input_preprocessor=pre["state_preprocessor"], **common, **head)
         policy, critic = op.get_policy_operator(), op.get_value_operator()
