@@ -1,4 +1,5 @@
-"""The hand-written TorchRL loops of examples/ (custom_loop.py, recurrent_loop.py) must learn VMAS navigation."""
+"""The hand-written TorchRL loops of examples/: custom_loop.py and recurrent_loop.py must learn VMAS navigation;
+masked_loop.py must never move illegally in connect_four_v3."""
 
 import importlib.util
 from pathlib import Path
@@ -20,3 +21,11 @@ def test_example_loop_learns_navigation(name, iterations, rise):
     assert len(rewards) == iterations
     first, last = rewards[0], sum(rewards[-3:]) / 3
     assert last > first + rise, f"mean episode reward did not rise clearly: first {first:.3f}, last three {last:.3f}"
+
+
+def test_masked_example_never_moves_illegally():
+    pytest.importorskip("pettingzoo.classic.connect_four_v3")
+    result = load_example("masked_loop").main(iterations=3, n_envs=4, seed=0)
+    assert result["illegal"] == 0
+    assert result["forbidden"] > 0  # full columns came up: the mask had something to forbid
+    assert sum(result["wins"].values()) > 0  # games finished
