@@ -87,7 +87,7 @@ def spread_config(name: str, frames: int, seed: int, directory: str) -> TrainCon
     from mappo_td.presets import preset
 
     env = {"backend": "pettingzoo", "scenario": "simple_spread_v3", "num_envs": SPREAD_ENVS, "max_steps": 25,
-           "continuous_actions": False, "workers": 1}
+           "continuous_actions": False, "num_workers": 1}
     if name == "skrl":
         d = {"rollouts": SPREAD_ROLLOUTS, "grad_norm_clip": 5.0, "model": {"share_params": False}}
     else:

@@ -106,8 +106,9 @@ class EnvConfig:
     num_envs: int = _f(128, "number of parallel environments (PettingZoo, when not given: 8)", min=1)
     max_steps: int = _f(100, "episode time limit (reported as truncation)", min=1)
     continuous_actions: bool = _f(True, "continuous (Box) actions where the environment offers both")
-    workers: int = _f(0, "PettingZoo: 1 steps every env in this process (SerialEnv); 2 or more: one worker process per "
-                         "env (TorchRL's ParallelEnv); 0: worker processes when the machine has more cores than envs", min=0)
+    num_workers: int = _f(0, "PettingZoo: 1 steps every env in this process (SerialEnv); N >= 2: TorchRL's ParallelEnv, one worker "
+                             "process per env (num_envs defaults to N and must equal it); 0: worker processes when the machine "
+                             "has more cores than envs", min=0)
     scenario_kwargs: dict | None = _f(None, "scenario kwargs (JSON); default: {\"n_agents\": 3} for VMAS navigation, else {}")
 
 
@@ -176,14 +177,15 @@ class TrainConfig:
         """
         d = typed_dict(d)
         env = d.get("env") or {}
-        if isinstance(env, Mapping) and env.get("backend") == "pettingzoo" and "num_envs" not in env:
-            d["env"] = {**env, "num_envs": PETTINGZOO_NUM_ENVS}  # stepped one after another on the CPU: a handful
+        if isinstance(env, Mapping):
+            d["env"] = env = pettingzoo_env_defaults(env)
         x = d.get("mappo", {}).get("experiment")
         if isinstance(x, Mapping):  # skrl's "auto" intervals, for this run's length
             d["mappo"]["experiment"] = resolve_auto_intervals(x, d.get("timesteps", cls.__dataclass_fields__["timesteps"].default))
         kwargs = _coerced(cls, {k: v for k, v in d.items() if k not in ("mappo", "env", "model")}, "")
         kwargs["mappo"] = _build(MAPPOConfig, d.get("mappo", {}), "mappo")
         kwargs["env"] = _build(EnvConfig, d.get("env", {}), "env")
+        check_workers(kwargs["env"])
         kwargs["model"] = _build(ModelConfig, d.get("model", {}), "model")
         return cls(**kwargs)
 
@@ -197,6 +199,46 @@ class TrainConfig:
             if m[k] is not None and not isinstance(m[k], str):
                 m[k] = getattr(m[k], "__name__", repr(m[k]))
         return out
+
+
+def pettingzoo_env_defaults(env: Mapping[str, Any]) -> dict[str, Any]:
+    """The env section with the earlier name ``workers`` read as ``num_workers``, and PettingZoo's default
+    ``num_envs``: ``num_workers`` when that is 2 or more (one env per worker process), else a handful (8).
+
+    Example:
+        >>> pettingzoo_env_defaults({"backend": "pettingzoo", "workers": 4})
+        {'backend': 'pettingzoo', 'num_workers': 4, 'num_envs': 4}
+    """
+    env = dict(env)
+    if "workers" in env:
+        if "num_workers" in env:
+            raise ValueError("env: give num_workers only ('workers' is its earlier name), not both.")
+        env["num_workers"] = env.pop("workers")
+    if env.get("backend") == "pettingzoo" and "num_envs" not in env:
+        workers = env.get("num_workers", 0)
+        multi = isinstance(workers, int) and not isinstance(workers, bool) and workers >= 2
+        env["num_envs"] = workers if multi else PETTINGZOO_NUM_ENVS  # stepped one after another on the CPU: a handful
+    return env
+
+
+def check_workers(env: EnvConfig) -> None:
+    """``num_workers`` fits the backend and ``num_envs``: TorchRL's ParallelEnv runs one env per worker process.
+
+    Example:
+        >>> check_workers(EnvConfig(backend="pettingzoo", num_envs=8, num_workers=4))
+        Traceback (most recent call last):
+        ...
+        ValueError: env.num_workers=4 with num_envs=8: TorchRL's ParallelEnv steps one env per worker process; set num_envs=4 (or leave it out), or num_workers=1 to step all 8 envs in this process.
+    """
+    if env.num_workers < 2:
+        return
+    if env.backend != "pettingzoo":
+        raise ValueError(f"env.num_workers={env.num_workers} is for PettingZoo; {env.backend} steps all its envs as one batch "
+                         "on the device: leave num_workers at 0.")
+    if env.num_envs != env.num_workers:
+        raise ValueError(f"env.num_workers={env.num_workers} with num_envs={env.num_envs}: TorchRL's ParallelEnv steps one env per "
+                         f"worker process; set num_envs={env.num_workers} (or leave it out), or num_workers=1 to step all "
+                         f"{env.num_envs} envs in this process.")
 
 
 SECTIONS = ("mappo", "env", "model", "experiment")  # nested config sections; every other dict is a value

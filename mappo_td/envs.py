@@ -139,16 +139,16 @@ def pettingzoo_time_limit(name: str) -> bool:
 
 
 def pettingzoo_workers(cfg: EnvConfig, n: int) -> int:
-    """Processes stepping ``n`` PettingZoo envs: 1 (this one), or one per env (``cfg.workers`` ≥ 2, or 0 on a
-    machine with more cores than envs).
+    """Processes stepping ``n`` PettingZoo envs: 1 (this one: ``cfg.num_workers`` 1), or one per env (``num_workers`` ≥ 2,
+    which then equals ``n``; or 0 on a machine with more cores than envs).
 
     Example:
-        >>> pettingzoo_workers(EnvConfig(workers=1), 8), pettingzoo_workers(EnvConfig(workers=2), 8)
+        >>> pettingzoo_workers(EnvConfig(num_workers=1), 8), pettingzoo_workers(EnvConfig(num_workers=8), 8)
         (1, 8)
     """
-    if cfg.workers == 0:
+    if cfg.num_workers == 0:
         return n if (os.cpu_count() or 1) > n else 1
-    return 1 if cfg.workers == 1 else n
+    return 1 if cfg.num_workers == 1 else n
 
 
 def group_map(env: EnvBase) -> dict[str, list[str]]:

@@ -115,13 +115,13 @@ def test_a_missing_mpe2_says_how_to_install_it(monkeypatch):
 
 
 def test_worker_processes_step_the_same_episodes_as_one_process(tmp_path):
-    """env.workers >= 2 runs TorchRL's ParallelEnv (one process per env): the same seeds give the same run."""
+    """env.num_workers >= 2 runs TorchRL's ParallelEnv (one process per env): the same seeds give the same run."""
     from mappo_td.cli import main
 
     out = {}
     for workers in (1, 2):
         d = tmp_path / f"w{workers}"
-        flags = ["train", *README_PZ, "--num-envs", "2", "--workers", str(workers), "--timesteps", "64", "--write-interval", "32",
+        flags = ["train", *README_PZ, "--num-envs", "2", "--num-workers", str(workers), "--timesteps", "64", "--write-interval", "32",
                  "--max-steps", "16", "--no-progress", "--directory", str(d), "--experiment-name", "r"]
         assert main(flags) == 0
         out[workers] = [(r["timestep"], r["reward/episode_mean"], r["adversary/loss_critic"]) for r in csv.DictReader((d / "r" / "progress.csv").open())]
@@ -133,7 +133,7 @@ def test_connect_four_trains_two_groups_and_never_moves_illegally():
     (player_i, "mask") whose turn it is; the policy never picks a full column, random exploration included."""
     pytest.importorskip("pettingzoo.classic.connect_four_v3")
     cfg = small_config(timesteps=96, rollouts=24, random_timesteps=24,
-                       env={"backend": "pettingzoo", "scenario": "connect_four_v3", "num_envs": 4, "workers": 1, "max_steps": 42})
+                       env={"backend": "pettingzoo", "scenario": "connect_four_v3", "num_envs": 4, "num_workers": 1, "max_steps": 42})
     t = MAPPOTrainer(cfg)
     assert list(t.group_map) == ["player_0", "player_1"]
     assert all(g.policy.module[-1].distribution_class.__name__ == "MaskedCategorical" for g in t.groups)
@@ -157,7 +157,7 @@ def test_knights_archers_zombies_trains_and_its_losses_ignore_dead_agents():
     from mappo_td.train import compute_advantages
 
     cfg = small_config(timesteps=32, rollouts=16,
-                       env={"backend": "pettingzoo", "scenario": "knights_archers_zombies_v11", "num_envs": 2, "workers": 1,
+                       env={"backend": "pettingzoo", "scenario": "knights_archers_zombies_v11", "num_envs": 2, "num_workers": 1,
                             "max_steps": 40})
     t = MAPPOTrainer(cfg)
     assert t.group_map == {"archer": ["archer_0", "archer_1"], "knight": ["knight_0", "knight_1"]}
@@ -175,3 +175,46 @@ def test_knights_archers_zombies_trains_and_its_losses_ignore_dead_agents():
     for k in ("loss_objective", "loss_critic", "loss_entropy"):
         torch.testing.assert_close(out[k], out2[k])
         assert torch.isfinite(out[k])
+
+
+@pytest.mark.parametrize("scenario, groups, competitive", [
+    ("simple_speaker_listener_v4", {"speaker": ["speaker_0"], "listener": ["listener_0"]}, False),
+    ("simple_world_comm_v3", {"leadadversary": ["leadadversary_0"], "adversary": ["adversary_0", "adversary_1", "adversary_2"],
+                              "agent": ["agent_0", "agent_1"]}, True),
+])
+def test_heterogeneous_groups_train_with_a_centralized_critic_across_groups(scenario, groups, competitive):
+    """Groups with different observation and action spaces: each group's critic reads every group's observations,
+    every group is updated, and the log has each group's own episode reward."""
+    cfg = small_config(timesteps=32, rollouts=16, env={"backend": "pettingzoo", "scenario": scenario, "num_envs": 2, "max_steps": 8,
+                                                     "continuous_actions": False, "num_workers": 1, "scenario_kwargs": {}})
+    t = MAPPOTrainer(cfg)
+    assert t.group_map == groups
+    sizes = {g: t.env.observation_spec[g, "observation"].shape[-1] for g in groups}
+    assert len(set(sizes.values())) > 1  # the groups really differ
+    every = {(g, "observation") for g in groups}
+    before = {}
+    for g in t.groups:
+        assert set(g.critic.in_keys) == every
+        before[g.name] = [p.detach().clone() for p in g.policy.parameters()]
+    summary = t.train()
+    for g in t.groups:
+        assert any(not torch.equal(a, b) for a, b in zip(before[g.name], g.policy.parameters())), f"group {g.name} was not updated"
+    rows = list(csv.DictReader(open(f"{summary['run_dir']}/progress.csv")))
+    for g in groups:
+        values = [float(r[f"reward/{g}/episode_mean"]) for r in rows]
+        assert all(v == v for v in values), f"group {g}: no episode reward logged ({values})"
+    last = {g: rows[-1][f"reward/{g}/episode_mean"] for g in groups}
+    assert (last["adversary"] != last["agent"]) if competitive else len(set(last.values())) == 1, last  # shared or each its own
+
+
+def test_num_workers_must_match_num_envs_and_the_old_name_still_reads():
+    from mappo_td.config import TrainConfig
+
+    with pytest.raises(ValueError, match=r"num_workers=4 with num_envs=8: .* set num_envs=4 .* or num_workers=1"):
+        TrainConfig.from_dict({"env": {"backend": "pettingzoo", "num_envs": 8, "num_workers": 4}})
+    with pytest.raises(ValueError, match="num_workers=2 is for PettingZoo"):
+        TrainConfig.from_dict({"env": {"backend": "vmas", "num_workers": 2}})
+    assert TrainConfig.from_dict({"env": {"backend": "pettingzoo", "num_workers": 3}}).env.num_envs == 3
+    assert TrainConfig.from_dict({"env": {"backend": "pettingzoo", "workers": 1}}).env.num_workers == 1
+    with pytest.raises(ValueError, match="not both"):
+        TrainConfig.from_dict({"env": {"workers": 1, "num_workers": 1}})
