@@ -21,7 +21,7 @@ from torchrl.modules import MLP, MultiAgentMLP
 
 from mappo_td.config import DEFAULT_HIDDEN_SIZES
 from mappo_td.keys import NestedKey
-from mappo_td.models.inputs import ConcatFlat, group_spec, observation_input, observation_leaves, with_preprocessor
+from mappo_td.models.inputs import ConcatFlat, group_spec, n_features, observation_input, observation_leaves, with_preprocessor
 from mappo_td.models.recurrent import GRUBody, body_module, gru_module
 
 
@@ -30,7 +30,8 @@ class CentralizedCritic(nn.Module):
 
     The global input is flattened (then passed through ``preprocessor``, if any, e.g. a
     RunningStandardizer), shared by every agent of the group, and fed to a
-    :class:`~torchrl.modules.MultiAgentMLP` (shared or per-agent parameters).
+    :class:`~torchrl.modules.MultiAgentMLP` (shared or per-agent parameters), or to ``network``
+    (yours: ``[..., n_inputs] -> [..., 1]``, one value shared by the group's agents).
 
     Example:
         >>> critic = CentralizedCritic([1, 2], n_inputs=3 + 2 * 4, n_agents=2, hidden_sizes=(8,))
@@ -48,12 +49,15 @@ class CentralizedCritic(nn.Module):
         hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES,
         activation: type[nn.Module] = nn.Tanh,
         preprocessor: nn.Module | None = None,
+        network: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.concat = ConcatFlat(event_ndims)
         self.preprocessor = preprocessor if preprocessor is not None else nn.Identity()
-        self.n_agents, self.share_params = n_agents, share_params
-        if share_params:  # one value for the team, computed once and shared by every agent
+        self.n_agents, self.share_params = n_agents, share_params or network is not None
+        if network is not None:  # the caller's [..., n_inputs] -> [..., 1], one value for the team
+            self.mlp = network
+        elif share_params:  # one value for the team, computed once and shared by every agent
             self.mlp = MLP(in_features=n_inputs, out_features=1, depth=len(hidden_sizes), num_cells=list(hidden_sizes),
                            activation_class=activation)
         else:  # each agent's own network on the same global input
@@ -66,6 +70,47 @@ class CentralizedCritic(nn.Module):
             v = self.mlp(x).unsqueeze(-2)
             return v.expand(*v.shape[:-2], self.n_agents, 1)
         return self.mlp(x.unsqueeze(-2).expand(*x.shape[:-1], self.n_agents, x.shape[-1]))
+
+
+def centralized_inputs(observation_spec: Composite, state_key: NestedKey | None = "state",
+                       observation_key: NestedKey = "observation") -> tuple[list[NestedKey], list[int]]:
+    """What a centralized critic reads, and each input's event dims: the root ``state_key`` when the spec has it,
+    else every group's observation leaves (groups sorted by name; the agent dim counts as an event dim).
+
+    Example:
+        >>> from torchrl.data import Unbounded
+        >>> spec = Composite(b=Composite(observation=Unbounded((8, 1, 2)), shape=(8, 1)),
+        ...                  a=Composite(observation=Unbounded((8, 3, 6)), shape=(8, 3)), shape=(8,))
+        >>> centralized_inputs(spec)
+        ([('a', 'observation'), ('b', 'observation')], [2, 2])
+    """
+    root_ndim = len(observation_spec.shape)
+    if state_key is not None and state_key in observation_spec.keys(include_nested=True):
+        leaves = observation_leaves(observation_spec, state_key, root_ndim)
+        return [k for k, _ in leaves], [len(s) for _, s in leaves]
+    in_keys, ndims = [], []
+    for g in sorted(k for k in observation_spec.keys() if isinstance(observation_spec[k], Composite)):
+        for k, ev in observation_leaves(observation_spec[g], observation_key, len(observation_spec[g].shape)):
+            in_keys.append((g, *k))
+            ndims.append(len(ev) + 1)  # + the agent dim
+    return in_keys, ndims
+
+
+def critic_input_size(observation_spec: Composite, group: str = "agents", *, centralized: bool = True,
+                      state_key: NestedKey | None = "state", observation_key: NestedKey = "observation") -> int:
+    """Size of the flat input of ``group``'s value network: the whole state (or every agent's observation) when
+    centralized, the agent's own observation when not.
+
+    Example:
+        >>> from torchrl.data import Unbounded
+        >>> spec = Composite(agents=Composite(observation=Unbounded((8, 3, 6)), shape=(8, 3)), shape=(8,))
+        >>> critic_input_size(spec), critic_input_size(spec, centralized=False)
+        (18, 6)
+    """
+    if not centralized:
+        return n_features(observation_spec, group, observation_key)
+    in_keys, _ = centralized_inputs(observation_spec, state_key, observation_key)
+    return sum(int(observation_spec[k].shape[len(observation_spec.shape):].numel()) for k in in_keys)
 
 
 def make_critic(
@@ -82,6 +127,7 @@ def make_critic(
     body: str = "mlp",
     rnn_hidden_size: int = 64,
     rnn_layers: int = 1,
+    network: nn.Module | None = None,
     device: torch.device | str | None = None,
 ) -> TensorDictModule | TensorDictSequential:
     """Build the value function of one agent group, writing ``(group, "state_value")``.
@@ -92,6 +138,8 @@ def make_critic(
     ``input_preprocessor`` (e.g. a RunningStandardizer) is applied to the flat input.
     ``body="gru"``: a GRU (state ``(group, "rnn_state_critic")``, see :mod:`mappo_td.models.recurrent`),
     then the MLP as head; a centralized one with shared parameters keeps one team state.
+    ``network``: your own network in place of the MLP (``body="mlp"``): the flat input ``[..., n_in]``
+    (:func:`critic_input_size`) to ``[..., 1]``.
 
     Example:
         >>> from torchrl.data import Unbounded
@@ -99,28 +147,23 @@ def make_critic(
         >>> critic = make_critic(spec, hidden_sizes=(16,))
         >>> critic.in_keys, critic(spec.rand())["agents", "state_value"].shape
         ([('agents', 'observation')], torch.Size([8, 3, 1]))
+        >>> make_critic(spec, network=nn.Linear(critic_input_size(spec), 1))(spec.rand())["agents", "state_value"].shape
+        torch.Size([8, 3, 1])
     """
+    if network is not None and body != "mlp":
+        raise ValueError(f"network= replaces the MLP body; body={body!r} cannot take a user network (use body='mlp').")
     gspec = group_spec(observation_spec, group, "observation")
     n_agents = gspec.shape[-1]
     root_ndim = len(observation_spec.shape)
     if not centralized:
         pre, in_key, n_in = observation_input(observation_spec, group, observation_key)
         pre, in_key = with_preprocessor(pre, in_key, group, input_preprocessor, "critic_input_normalized")
-        net = body_module(body, n_in, 1, n_agents, in_key=in_key, out_key=(group, "state_value"), state_key=(group, "rnn_state_critic"),
+        net = TensorDictModule(network, in_keys=[in_key], out_keys=[(group, "state_value")]) if network is not None else body_module(body, n_in, 1, n_agents, in_key=in_key, out_key=(group, "state_value"), state_key=(group, "rnn_state_critic"),
                           share_params=share_params, hidden_sizes=hidden_sizes, activation=activation,
                           rnn_hidden_size=rnn_hidden_size, rnn_layers=rnn_layers)
         critic = TensorDictSequential(*pre, net)
     else:
-        if state_key is not None and state_key in observation_spec.keys(include_nested=True):
-            leaves = observation_leaves(observation_spec, state_key, root_ndim)
-            in_keys, ndims = [k for k, _ in leaves], [len(s) for _, s in leaves]
-        else:
-            in_keys, ndims = [], []
-            groups = sorted(k for k in observation_spec.keys() if isinstance(observation_spec[k], Composite))
-            for g in groups:
-                for k, ev in observation_leaves(observation_spec[g], observation_key, len(observation_spec[g].shape)):
-                    in_keys.append((g, *k))
-                    ndims.append(len(ev) + 1)  # + the agent dim
+        in_keys, ndims = centralized_inputs(observation_spec, state_key, observation_key)
         n_in = sum(int(observation_spec[k].shape[root_ndim:].numel()) for k in in_keys)
         if body == "gru":
             gru = GRUBody(n_in, 1, n_agents, hidden_size=rnn_hidden_size, layers=rnn_layers, share_params=share_params, team_input=True,
@@ -129,7 +172,7 @@ def make_critic(
             return critic.to(device) if device is not None else critic
         net = CentralizedCritic(
             ndims, n_in, n_agents, share_params=share_params, hidden_sizes=hidden_sizes, activation=activation,
-            preprocessor=input_preprocessor,
+            preprocessor=input_preprocessor, network=network,
         )
         critic = TensorDictModule(net, in_keys=in_keys, out_keys=[(group, "state_value")])
     return critic.to(device) if device is not None else critic

@@ -111,6 +111,7 @@ def make_policy(
     rnn_hidden_size: int = 64,
     rnn_layers: int = 1,
     action_mask: NestedKey | None | str = "auto",
+    network: nn.Module | None = None,
     device: torch.device | str | None = None,
 ) -> ProbabilisticActor:
     """Build a decentralized stochastic policy for one agent group.
@@ -131,6 +132,9 @@ def make_policy(
             ``("next", group, "rnn_state")``).
         action_mask: the legal-action mask's key (:func:`action_mask_key`: ``"auto"`` uses ``(group, "action_mask")``
             when the spec has it; ``None``: no mask). A masked policy reads it and never picks an illegal action.
+        network: your own network in place of the MLP (``body="mlp"`` only): it maps the flat (preprocessed)
+            observation ``[..., n_in]`` to the distribution's parameters ``[..., n_out]`` over any leading dims
+            (``[*B, n_agents]``: one network for every agent of the group); :func:`policy_io_sizes` gives both sizes.
 
     Example:
         >>> from torchrl.data import Categorical, Unbounded
@@ -140,14 +144,39 @@ def make_policy(
         >>> out = policy(obs.rand())
         >>> out["agents", "action"].shape, out["agents", "action_log_prob"].shape
         (torch.Size([8, 3]), torch.Size([8, 3]))
+        >>> make_policy(obs, act, network=nn.Linear(6, 5))(obs.rand())["agents", "action"].shape
+        torch.Size([8, 3])
     """
     parts = _policy_parts(observation_spec, action_spec, group, observation_key, input_preprocessor, share_params,
                           distribution, state_dependent_std, tanh_squash, log_std_init, action_mask)
-    net = body_module(body, parts.n_in, parts.n_out, parts.n_agents, in_key=parts.in_key, out_key=parts.net_out_key,
-                      state_key=(group, "rnn_state"), share_params=share_params, hidden_sizes=hidden_sizes, activation=activation,
-                      rnn_hidden_size=rnn_hidden_size, rnn_layers=rnn_layers)
+    if network is not None:
+        if body != "mlp":
+            raise ValueError(f"network= replaces the MLP body; body={body!r} cannot take a user network (use body='mlp').")
+        net = TensorDictModule(network, in_keys=[parts.in_key], out_keys=[parts.net_out_key])
+    else:
+        net = body_module(body, parts.n_in, parts.n_out, parts.n_agents, in_key=parts.in_key, out_key=parts.net_out_key,
+                          state_key=(group, "rnn_state"), share_params=share_params, hidden_sizes=hidden_sizes, activation=activation,
+                          rnn_hidden_size=rnn_hidden_size, rnn_layers=rnn_layers)
     policy = parts.actor(group, *parts.pre, net)
     return policy.to(device) if device is not None else policy
+
+
+def policy_io_sizes(observation_spec: Composite, action_spec: Composite, group: str = "agents", *,
+                    state_dependent_std: bool = False, distribution: Distribution = "auto",
+                    observation_key: NestedKey = "observation") -> tuple[int, int]:
+    """``(n_in, n_out)`` of a policy network of ``group``: the flat observation size, and what the distribution reads
+    (Discrete(n): n logits; MultiDiscrete: ``sum(nvec)`` logits; Box of d dims: d means, 2d with ``state_dependent_std``).
+
+    Example:
+        >>> from torchrl.data import Categorical, Unbounded
+        >>> obs = Composite(agents=Composite(observation=Unbounded((8, 3, 6)), shape=(8, 3)), shape=(8,))
+        >>> act = Composite(agents=Composite(action=Categorical(5, (8, 3)), shape=(8, 3)), shape=(8,))
+        >>> policy_io_sizes(obs, act)
+        (6, 5)
+    """
+    parts = _policy_parts(observation_spec, action_spec, group, observation_key, None, True, distribution,
+                          state_dependent_std, None, 0.0, None)
+    return parts.n_in, parts.n_out
 
 
 def make_shared_actor_critic(

@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from tensordict.nn import TensorDictModuleBase
+from torch import nn
 from torchrl.data import Composite
 
 from mappo_td.config import BOUNDS, TrainConfig, per_agent_fields
 from mappo_td.models.bodies import activation_class
-from mappo_td.models.critic import make_critic
+from mappo_td.models.critic import critic_input_size, make_critic
 from mappo_td.models.inputs import n_features
 from mappo_td.models.policy import make_policy, make_shared_actor_critic
-from mappo_td.models.recurrent import IS_INIT, recurrent_states
 from mappo_td.multiagent import all_names, per_agent_tensor, select_group
 from mappo_td.objectives.gae import MAPPOGAE
 from mappo_td.objectives.loss import MAPPOLoss
@@ -108,10 +109,12 @@ def _preprocessor(cfg: TrainConfig, name: str, size: int, device: torch.device) 
 
 
 def build_group(cfg: TrainConfig, observation_spec: Composite, action_spec: Composite, name: str, agents: list[str],
-                names: list[str], device: torch.device) -> Group:
-    """One :class:`Group` from the env's specs (``names``: every agent and group name of the run)."""
+                names: list[str], device: torch.device, models: Mapping[str, nn.Module] | None = None) -> Group:
+    """One :class:`Group` from the env's specs (``names``: every agent and group name of the run; ``models``: the
+    group's own ``{"policy": network, "value": network}`` in place of the MLPs, see :func:`~mappo_td.make_policy`'s
+    and :func:`~mappo_td.make_critic`'s ``network``)."""
     m, mc = cfg.mappo, cfg.model
-    share = mc.share_params or len(agents) == 1
+    share = mc.share_params or len(agents) == 1 or models is not None
     values = group_values(cfg, name, agents, names)
     n_obs = n_features(observation_spec, name)
     pre = {"state_preprocessor": _preprocessor(cfg, "state_preprocessor", n_obs, device)}
@@ -119,20 +122,20 @@ def build_group(cfg: TrainConfig, observation_spec: Composite, action_spec: Comp
     body = dict(body=mc.body, rnn_hidden_size=mc.rnn_hidden_size, rnn_layers=mc.rnn_layers)
     head = dict(distribution=mc.distribution, tanh_squash=mc.tanh_squash, log_std_init=mc.log_std_init,
                 action_mask="auto" if mc.action_masks else None)
+    if models is not None and mc.shared_model:
+        raise ValueError("model.shared_model builds one trunk for policy and value; with your own models, give a policy and "
+                         "a value network per agent and leave shared_model off.")
     if mc.shared_model:
         op = make_shared_actor_critic(observation_spec, action_spec, name, input_preprocessor=pre["state_preprocessor"], **common, **head)
         policy, critic = op.get_policy_operator(), op.get_value_operator()
     else:
+        nets = models or {}
         policy = make_policy(observation_spec, action_spec, name, state_dependent_std=mc.state_dependent_std,
-                             input_preprocessor=pre["state_preprocessor"], **common, **head, **body)
-        critic = make_critic(observation_spec, name, centralized=mc.centralized_critic, **common, **body)
-        root = len(observation_spec.shape)
-        inputs = [k for k in critic.in_keys if k != IS_INIT and k not in recurrent_states(critic)]
-        n_critic = sum(int(observation_spec[k].shape[root:].numel()) for k in inputs) if mc.centralized_critic else n_obs
+                             input_preprocessor=pre["state_preprocessor"], network=nets.get("policy"), **common, **head, **body)
+        n_critic = critic_input_size(observation_spec, name, centralized=mc.centralized_critic)
         pre["shared_state_preprocessor"] = _preprocessor(cfg, "shared_state_preprocessor", n_critic, device)
-        if pre["shared_state_preprocessor"] is not None:
-            critic = make_critic(observation_spec, name, centralized=mc.centralized_critic,
-                                 input_preprocessor=pre["shared_state_preprocessor"], **common, **body)
+        critic = make_critic(observation_spec, name, centralized=mc.centralized_critic, input_preprocessor=pre["shared_state_preprocessor"],
+                             network=nets.get("value"), **common, **body)
     policy, critic = policy.to(device), critic.to(device)
     pre["value_preprocessor"] = _preprocessor(cfg, "value_preprocessor", 1, device)
     if isinstance(pre["value_preprocessor"], PopArt):
@@ -153,8 +156,9 @@ def build_group(cfg: TrainConfig, observation_spec: Composite, action_spec: Comp
 
 
 def build_groups(cfg: TrainConfig, observation_spec: Composite, action_spec: Composite, group_map: dict[str, list[str]],
-                 device: torch.device) -> list[Group]:
-    """One :class:`Group` per entry of ``group_map``; per-agent dicts may name any agent or group of the run.
+                 device: torch.device, models: Mapping[str, Mapping[str, nn.Module]] | None = None) -> list[Group]:
+    """One :class:`Group` per entry of ``group_map``; per-agent dicts may name any agent or group of the run
+    (``models``: by group, that group's own networks, see :func:`build_group`).
 
     Example:
         >>> from mappo_td.envs import make_env, group_map
@@ -169,4 +173,5 @@ def build_groups(cfg: TrainConfig, observation_spec: Composite, action_spec: Com
     if frames % k:
         warnings.warn(f"mini_batches={k} does not divide the {frames} frames of an update: each epoch leaves {frames % k} "
                       "frames out (a different set each epoch).", stacklevel=2)
-    return [build_group(cfg, observation_spec, action_spec, g, agents, names, device) for g, agents in group_map.items()]
+    models = models or {}
+    return [build_group(cfg, observation_spec, action_spec, g, agents, names, device, models.get(g)) for g, agents in group_map.items()]

@@ -8,11 +8,12 @@ are functions of it, and :class:`~mappo_td.MAPPOTrainer` is the facade over all 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import torch
 from tensordict import TensorDictBase
+from torch import nn
 from torchrl.collectors import Collector
 from torchrl.envs import EnvBase
 
@@ -71,8 +72,9 @@ def check_device(cfg: TrainConfig) -> torch.device:
     return device
 
 
-def build_learner(cfg: TrainConfig, env: EnvBase | None = None) -> Learner:
-    """Seed, then build everything a run needs from ``cfg`` (``env``: use this TorchRL multi-agent env instead of ``cfg.env``).
+def build_learner(cfg: TrainConfig, env: EnvBase | None = None, models: Mapping[str, Mapping[str, nn.Module]] | None = None) -> Learner:
+    """Seed, then build everything a run needs from ``cfg`` (``env``: use this TorchRL multi-agent env instead of ``cfg.env``;
+    ``models``: by group, ``{"policy": network, "value": network}`` in place of the MLPs, see :func:`~mappo_td.train.build.build_group`).
 
     Under ``torchrun`` (several processes) this joins the process group, seeds each rank's
     environments and sampling apart (:func:`~mappo_td.train.distributed.rank_seed`), gives
@@ -90,7 +92,7 @@ def build_learner(cfg: TrainConfig, env: EnvBase | None = None) -> Learner:
     user_env = env is not None
     env = with_episode_stats(env) if user_env else make_env(cfg.env, device, rank_seed(cfg.seed, rank))
     gmap = env_group_map(env)
-    groups = build_groups(cfg, env.observation_spec, env.full_action_spec, gmap, device)
+    groups = build_groups(cfg, env.observation_spec, env.full_action_spec, gmap, device, models)
     if world_size > 1:
         make_data_parallel(groups)
         torch.manual_seed(rank_seed(cfg.seed, rank))  # sampling and minibatch draws differ per rank

@@ -1,0 +1,151 @@
+"""Your own networks for the agent API, given as skrl gives them: ``models={agent: {"policy": net, "value": net}}``.
+
+The contract (the same networks :func:`~mappo_td.make_policy` and :func:`~mappo_td.make_critic` take as
+``network=``):
+
+=========  ==============================================  ==========================================================
+role       receives                                        returns
+=========  ==============================================  ==========================================================
+policy     the agent's flat observation ``[..., n_in]``     the distribution's parameters ``[..., n_out]``: Discrete(n)
+           (Dict spaces flattened in sorted key order,     n logits; MultiDiscrete ``sum(nvec)`` logits (masked where
+           after ``state_preprocessor``)                   the env gives an action mask); Box of d dims: d means (the
+                                                           log-std is a learned parameter; 2d outputs with
+                                                           ``model.state_dependent_std``)
+value      the centralized input ``[..., n_in]``: every     ``[..., 1]``, the value of that state for the agent's team
+           agent's flat observation, concatenated by
+           group name (own observation with
+           ``model.centralized_critic=false``)
+=========  ==============================================  ==========================================================
+
+Leading dims are free (``[num_envs, n_agents]`` when acting, ``[minibatch, n_agents]`` in the loss), so a
+plain ``nn.Sequential`` of ``nn.Linear`` layers fits. :func:`model_sizes` gives every ``n_in`` / ``n_out``.
+Agents given the same instance share it (skrl's way of sharing parameters) and are trained as one group;
+an agent with an instance of its own is a group of its own. The networks are trained in place: the
+modules you hold are the agent's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from mappo_td.agent.spaces import Space, group_agents, group_specs
+from mappo_td.models.critic import critic_input_size
+from mappo_td.models.policy import policy_io_sizes
+
+ROLES = ("policy", "value")
+
+
+class MissingValue(nn.Module):
+    """Stands in for the value network of agents given a policy only: acting works, training says what is missing.
+
+    Example:
+        >>> MissingValue(["agent_0"])(torch.zeros(2, 4))
+        Traceback (most recent call last):
+        ...
+        ValueError: no 'value' model for agent(s) ['agent_0']: MAPPO's update needs one; give models[name]['value'] (acting needs only 'policy').
+    """
+
+    def __init__(self, agents: Sequence[str]) -> None:
+        super().__init__()
+        self.agents = list(agents)
+
+    def message(self) -> str:
+        """What is missing and how to give it."""
+        return (f"no 'value' model for agent(s) {self.agents}: MAPPO's update needs one; give models[name]['value'] "
+                "(acting needs only 'policy').")
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        raise ValueError(self.message())
+
+
+def check_models(models: Mapping[str, Any], possible_agents: Sequence[str]) -> dict[str, dict[str, nn.Module | None]]:
+    """``models`` checked: an entry for every agent, each a dict of roles (``"policy"``, optionally ``"value"``) that are
+    ``torch.nn.Module``; returns ``{agent: {"policy": module, "value": module or None}}``.
+
+    Example:
+        >>> net = nn.Linear(4, 3)
+        >>> check_models({"a_0": {"policy": net}}, ["a_0"])["a_0"]["value"] is None
+        True
+        >>> check_models({"a_0": {"policy": net, "critic": net}}, ["a_0"])
+        Traceback (most recent call last):
+        ...
+        ValueError: models['a_0']: unknown role(s) ['critic']; roles: ['policy', 'value'].
+    """
+    if not isinstance(models, Mapping):
+        raise TypeError(f"models must be a dict by agent name of {{'policy': module, 'value': module}}, got {type(models).__name__}.")
+    unknown = [k for k in models if k not in possible_agents]
+    if unknown:
+        raise ValueError(f"models: unknown agent name(s) {unknown}; valid names: {list(possible_agents)}.")
+    missing = [a for a in possible_agents if a not in models]
+    if missing:
+        raise ValueError(f"models: no entry for agent(s) {missing}; give every agent of {list(possible_agents)} its models "
+                         "(the same instance for agents that share one), or leave models=None for mappo_td's own.")
+    out = {}
+    for a in possible_agents:
+        roles = models[a]
+        if not isinstance(roles, Mapping):
+            raise TypeError(f"models[{a!r}] must be a dict of roles {{'policy': module, 'value': module}}, got {type(roles).__name__}.")
+        bad = [k for k in roles if k not in ROLES]
+        if bad:
+            raise ValueError(f"models[{a!r}]: unknown role(s) {bad}; roles: {list(ROLES)}.")
+        if roles.get("policy") is None:
+            raise ValueError(f"models[{a!r}] has no 'policy': every agent needs a policy network to act.")
+        for role in ROLES:
+            if roles.get(role) is not None and not isinstance(roles[role], nn.Module):
+                raise TypeError(f"models[{a!r}][{role!r}] must be a torch.nn.Module, got {type(roles[role]).__name__}.")
+        out[a] = {"policy": roles["policy"], "value": roles.get("value")}
+    return out
+
+
+def instances(models: Mapping[str, Mapping[str, nn.Module | None]]) -> dict[str, tuple[int, int]]:
+    """Each agent's model identity (agents with the same instances may share a group; see :func:`group_agents`).
+
+    Example:
+        >>> net = nn.Linear(2, 2)
+        >>> ids = instances({"a_0": {"policy": net, "value": None}, "a_1": {"policy": net, "value": None}})
+        >>> ids["a_0"] == ids["a_1"]
+        True
+    """
+    return {a: (id(r["policy"]), id(r.get("value"))) for a, r in models.items()}
+
+
+def group_models(models: Mapping[str, Mapping[str, nn.Module | None]], group_map: Mapping[str, Sequence[str]]) -> dict[str, dict[str, nn.Module]]:
+    """By group: its agents' (shared) networks, a :class:`MissingValue` where no value network was given.
+
+    Example:
+        >>> net = nn.Linear(2, 2)
+        >>> g = group_models({"a_0": {"policy": net, "value": None}}, {"a": ["a_0"]})
+        >>> g["a"]["policy"] is net, type(g["a"]["value"]).__name__
+        (True, 'MissingValue')
+    """
+    out = {}
+    for g, agents in group_map.items():
+        roles = models[agents[0]]
+        out[g] = {"policy": roles["policy"], "value": roles["value"] if roles["value"] is not None else MissingValue(agents)}
+    return out
+
+
+def model_sizes(observation_spaces: Mapping[str, Space], action_spaces: Mapping[str, Space], *, centralized: bool = True,
+                state_dependent_std: bool = False) -> dict[str, dict[str, tuple[int, int]]]:
+    """``{agent: {"policy": (n_in, n_out), "value": (n_in, 1)}}``: the sizes your networks take and give.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> obs = {"speaker_0": gym.spaces.Box(-1, 1, (3,)), "listener_0": gym.spaces.Box(-1, 1, (11,))}
+        >>> act = {"speaker_0": gym.spaces.Discrete(3), "listener_0": gym.spaces.Discrete(5)}
+        >>> model_sizes(obs, act)
+        {'speaker_0': {'policy': (3, 3), 'value': (14, 1)}, 'listener_0': {'policy': (11, 5), 'value': (14, 1)}}
+    """
+    agents = list(observation_spaces)
+    gmap = group_agents(agents, [observation_spaces, action_spaces])
+    obs, act = group_specs(gmap, observation_spaces, action_spaces, num_envs=1)
+    out = {}
+    for g, names in gmap.items():
+        policy = policy_io_sizes(obs, act, g, state_dependent_std=state_dependent_std)
+        value = (critic_input_size(obs, g, centralized=centralized), 1)
+        out.update({a: {"policy": policy, "value": value} for a in names})
+    return {a: out[a] for a in agents}

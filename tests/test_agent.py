@@ -1,0 +1,165 @@
+"""The skrl-style agent API: parity with the trainer, skrl's config, spaces, clear errors, and a plain PettingZoo loop."""
+
+import tempfile
+
+import gymnasium as gym
+import pytest
+import torch
+
+from mappo_td.agent import MAPPO, MAPPO_DEFAULT_CONFIG
+from mappo_td.train import update
+from mappo_td.trainer import MAPPOTrainer
+from tests.helpers import small_config
+
+NAMES = ["agent_0", "agent_1", "agent_2"]
+
+
+def make_agent(action_space=None, observation_space=None, num_envs=2, cfg=None, names=NAMES, **kw):
+    cfg = {"rollouts": 4, "experiment": {"directory": tempfile.mkdtemp(), "checkpoint_interval": 0}, **(cfg or {})}
+    return MAPPO(names, observation_spaces={a: observation_space or gym.spaces.Box(-1, 1, (5,)) for a in names},
+                 action_spaces={a: action_space or gym.spaces.Discrete(4) for a in names}, device="cpu", cfg=cfg,
+                 num_envs=num_envs, **kw)
+
+
+def test_agent_and_trainer_end_with_identical_parameters_from_identical_data():
+    pytest.importorskip("mpe2")
+    from mpe2 import simple_spread_v3
+
+    cfg = small_config(rollouts=8, env={"backend": "pettingzoo", "scenario": "simple_spread_v3", "num_envs": 2, "num_workers": 1,
+                                        "max_steps": 25, "continuous_actions": False, "scenario_kwargs": {}})
+    trainer = MAPPOTrainer(cfg)
+    raw = simple_spread_v3.parallel_env(continuous_actions=False)
+    agent = MAPPO(raw.possible_agents, observation_spaces={a: raw.observation_space(a) for a in raw.possible_agents},
+                  action_spaces={a: raw.action_space(a) for a in raw.possible_agents}, device="cpu", num_envs=2,
+                  cfg={**cfg.to_dict()["mappo"], "model": cfg.to_dict()["model"]})
+    assert agent.group_map == trainer.group_map == {"agent": NAMES}
+    path = trainer.save(tempfile.mkdtemp() + "/agent_0.pt")
+    agent.load(path)
+    data = trainer.collect()  # [2, 8]
+    g = "agent"
+    for t in range(8):
+        step = data[:, t]
+        per = lambda key, td=step: {a: td[key][:, i] for i, a in enumerate(NAMES)}  # noqa: E731
+        agent.record_transition(per((g, "observation")), per((g, "action")), per(("next", g, "reward")),
+                                per(("next", g, "observation")), per(("next", g, "terminated")), per(("next", g, "truncated")),
+                                {}, t, 8, log_prob=per((g, "action_log_prob")))
+    torch.manual_seed(7)
+    agent.post_interaction(7, 8)
+    torch.manual_seed(7)
+    update(trainer.learner, data)
+    a, b = agent.learner.groups[0], trainer.groups[0]
+    for p, q in zip([*a.policy.parameters(), *a.critic.parameters()], [*b.policy.parameters(), *b.critic.parameters()]):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=0)
+    assert agent.learner.updates == trainer.updates > 0
+
+
+def test_skrl_default_config_verbatim_and_per_agent_dicts():
+    cfg = {**MAPPO_DEFAULT_CONFIG, "discount_factor": {"agent_0": 0.9, "agent_1": 0.95, "agent_2": 0.99}, "rollouts": 4,
+           "experiment": {**MAPPO_DEFAULT_CONFIG["experiment"], "directory": tempfile.mkdtemp()}}
+    agent = make_agent(cfg=cfg)
+    torch.testing.assert_close(agent.learner.groups[0].gae.gamma.flatten(), torch.tensor([0.9, 0.95, 0.99]))
+    with pytest.raises(ValueError, match=r"unknown agent/group name\(s\) \['agent_9'\]"):
+        make_agent(cfg={"learning_rate": {"agent_9": 1e-3}})
+
+
+def test_unknown_or_unsupported_models_and_memories_are_clear_errors():
+    with pytest.raises(ValueError, match=r"models: unknown agent name\(s\) \['bob'\]; valid names: \['agent_0', 'agent_1', 'agent_2'\]"):
+        make_agent(models={"bob": {"policy": None, "value": None}})
+    with pytest.raises(ValueError, match=r"action_spaces: no entry for agent\(s\) \['agent_2'\]"):
+        MAPPO(NAMES, observation_spaces={a: (5,) for a in NAMES}, action_spaces={a: gym.spaces.Discrete(2) for a in NAMES[:2]})
+
+
+@pytest.mark.parametrize("space", [gym.spaces.Discrete(4), gym.spaces.MultiDiscrete([2, 3]), gym.spaces.Box(-2.0, 0.5, (2,))])
+def test_act_returns_actions_in_each_space_with_the_policys_log_probs(space):
+    agent = make_agent(action_space=space, num_envs=16)
+    states = {a: torch.randn(16, 5).clamp(-1, 1) for a in NAMES}
+    actions, log_prob, _ = agent.act(states, timestep=0, timesteps=10)
+    group = agent.learner.groups[0]
+    td = agent.learner.env.observation_spec.zero()
+    td["agent", "observation"] = torch.stack([states[a] for a in NAMES], 1)
+    stacked = torch.stack([actions[a].squeeze(-1) if isinstance(space, gym.spaces.Discrete) else actions[a] for a in NAMES], 1)
+    expected = group.policy.get_dist(td).log_prob(stacked)
+    for i, a in enumerate(NAMES):
+        assert all(space.contains(x) for x in actions[a].squeeze(-1).numpy()) if isinstance(space, gym.spaces.Discrete) \
+            else all(space.contains(x.astype(space.dtype)) for x in actions[a].numpy())
+        torch.testing.assert_close(log_prob[a].squeeze(-1), expected[:, i])
+
+
+def test_record_transition_errors():
+    agent = make_agent()
+    s = {a: torch.zeros(2, 5) for a in NAMES}
+    actions, _, _ = agent.act(s, 0, 10)
+    r = {a: torch.zeros(2, 1) for a in NAMES}
+    f = {a: torch.zeros(2, 1, dtype=torch.bool) for a in NAMES}
+    with pytest.raises(ValueError, match=r"rewards\['agent_1'\] has shape \(3, 1\); its first dim must be num_envs=2"):
+        agent.record_transition(s, actions, {**r, "agent_1": torch.zeros(3, 1)}, s, f, f, {}, 0, 10)
+    with pytest.raises(ValueError, match=r"next_states|states: no entry for agent\(s\) \['agent_2'\]"):
+        agent.record_transition(s, actions, r, {a: s[a] for a in NAMES[:2]}, f, f, {}, 0, 10)
+
+
+def test_a_plain_pettingzoo_loop_learns_simple_spread():
+    """skrl's loop shape with PettingZoo's own parallel API (no TorchRL env): the mean episode reward rises."""
+    pytest.importorskip("mpe2")
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "examples" / "skrl_style_loop.py"
+    spec = importlib.util.spec_from_file_location("skrl_style_loop", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    returns = module.main(timesteps=2400, num_envs=8, seed=0)
+    first, last = sum(returns[:20]) / 20, sum(returns[-20:]) / 20
+    assert last > first + 3.0, f"mean episode reward did not rise clearly: first {first:.2f}, last {last:.2f}"
+
+
+def _mlp(n_in, n_out):
+    return torch.nn.Sequential(torch.nn.Linear(n_in, 16), torch.nn.Tanh(), torch.nn.Linear(16, n_out))
+
+
+def _feed(agent, steps, seed=0):
+    """``steps`` random transitions of every env, through act and record_transition, then post_interaction."""
+    g = torch.Generator().manual_seed(seed)
+    for t in range(steps):
+        s = {a: torch.rand(agent.num_envs, 5, generator=g) * 2 - 1 for a in agent.possible_agents}
+        actions, _, _ = agent.act(s, t, steps)
+        r = {a: torch.rand(agent.num_envs, 1, generator=g) for a in agent.possible_agents}
+        f = {a: torch.zeros(agent.num_envs, 1, dtype=torch.bool) for a in agent.possible_agents}
+        agent.record_transition(s, actions, r, s, f, f, {}, t, steps)
+        agent.post_interaction(t, steps)
+
+
+def test_user_models_act_with_their_own_logits_and_are_trained_in_place():
+    sizes = __import__("mappo_td.agent", fromlist=["model_sizes"]).model_sizes(
+        {a: gym.spaces.Box(-1, 1, (5,)) for a in NAMES}, {a: gym.spaces.Discrete(4) for a in NAMES})
+    assert sizes["agent_0"] == {"policy": (5, 4), "value": (15, 1)}
+    shared, own = _mlp(5, 4), _mlp(5, 4)  # agent_0 and agent_2 share one instance; agent_1 has its own
+    value = _mlp(*sizes["agent_0"]["value"])
+    models = {"agent_0": {"policy": shared, "value": value}, "agent_1": {"policy": own, "value": value},
+              "agent_2": {"policy": shared, "value": value}}
+    agent = make_agent(models=models, num_envs=6)
+    assert agent.group_map == {"agent": ["agent_0", "agent_2"], "agent_1": ["agent_1"]}
+    states = {a: torch.rand(6, 5) * 2 - 1 for a in NAMES}
+    actions, log_prob, _ = agent.act(states, 0, 10)
+    for a in NAMES:  # the log-probs are those of the user's own logits
+        net = shared if a != "agent_1" else own
+        expected = torch.distributions.Categorical(logits=net(states[a])).log_prob(actions[a].squeeze(-1))
+        torch.testing.assert_close(log_prob[a].squeeze(-1), expected)
+    before = [p.detach().clone() for m in (shared, own, value) for p in m.parameters()]
+    _feed(agent, 4)
+    assert agent.learner.updates > 0
+    after = [p.detach() for m in (shared, own, value) for p in m.parameters()]
+    assert all(not torch.equal(b, a) for b, a in zip(before, after))  # every user network moved, in place
+
+
+def test_a_policy_alone_acts_but_training_without_a_value_model_is_a_clear_error():
+    agent = make_agent(models={a: {"policy": _mlp(5, 4)} for a in NAMES}, num_envs=2)
+    actions, _, _ = agent.act({a: torch.zeros(2, 5) for a in NAMES}, 0, 10)
+    assert set(actions) == set(NAMES)
+    with pytest.raises(ValueError, match=r"no 'value' model for agent\(s\) \['agent_0'\]: MAPPO's update needs one"):
+        _feed(agent, 4)
+    with pytest.raises(ValueError, match=r"models\['agent_0'\] has no 'policy'"):
+        make_agent(models={a: {"value": _mlp(15, 1)} for a in NAMES})
+    with pytest.raises(ValueError, match=r"models: no entry for agent\(s\) \['agent_2'\]"):
+        make_agent(models={a: {"policy": _mlp(5, 4)} for a in NAMES[:2]})
+    with pytest.raises(TypeError, match=r"models\['agent_0'\]\['policy'\] must be a torch.nn.Module"):
+        make_agent(models={a: {"policy": "mlp"} for a in NAMES})
