@@ -163,3 +163,49 @@ def test_a_policy_alone_acts_but_training_without_a_value_model_is_a_clear_error
         make_agent(models={a: {"policy": _mlp(5, 4)} for a in NAMES[:2]})
     with pytest.raises(TypeError, match=r"models\['agent_0'\]\['policy'\] must be a torch.nn.Module"):
         make_agent(models={a: {"policy": "mlp"} for a in NAMES})
+
+
+def _trained(memories_for, seed=1, cfg=None):
+    agent = make_agent(num_envs=3, memories=memories_for(3) if memories_for else None, cfg=cfg)
+    torch.manual_seed(seed)
+    _feed(agent, 8)  # two updates of 4 steps
+    assert agent.learner.updates > 0
+    return [p.detach() for g in agent.learner.groups for p in [*g.policy.parameters(), *g.critic.parameters()]]
+
+
+@pytest.mark.parametrize("kind", ["mappo_td", "skrl"])
+def test_per_agent_memories_train_exactly_as_the_internal_buffer(kind):
+    """The rollout written to one memory per agent and read back gives the same update as the internal buffer; a memory
+    twice the rollout exercises the circular index (the second rollout wraps it)."""
+    from mappo_td.agent import Memory
+
+    if kind == "skrl":
+        RandomMemory = pytest.importorskip("skrl.memories.torch").RandomMemory  # noqa: N806
+        make = lambda n: {a: RandomMemory(memory_size=8, num_envs=n, device="cpu") for a in NAMES}  # noqa: E731
+    else:
+        make = lambda n: {a: Memory(memory_size=8, num_envs=n) for a in NAMES}  # noqa: E731
+    for p, q in zip(_trained(make), _trained(None)):
+        torch.testing.assert_close(p, q, atol=0, rtol=0)
+    memories = make(3)
+    agent = make_agent(num_envs=3, memories=memories)
+    _feed(agent, 2)
+    assert memories["agent_1"].get_tensor_by_name("observations").shape == (8, 3, 5)
+    assert {"actions", "log_prob", "rewards", "terminated", "truncated", "next_observations"} <= set(memories["agent_1"].tensors)
+
+
+def test_memories_errors():
+    from mappo_td.agent import Memory
+
+    with pytest.raises(ValueError, match=r"memories: unknown agent name\(s\) \['bob'\], no entry for \['agent_2'\]"):
+        make_agent(memories={"agent_0": Memory(4, 2), "agent_1": Memory(4, 2), "bob": Memory(4, 2)})
+    with pytest.raises(ValueError, match=r"holds 2 steps, fewer than rollouts=4: make it Memory\(memory_size=4, num_envs=2\)"):
+        make_agent(memories={a: Memory(2, 2) for a in NAMES})
+    with pytest.raises(ValueError, match=r"is for 5 envs, the agent steps 2"):
+        make_agent(memories={a: Memory(4, 5) for a in NAMES})
+    with pytest.raises(TypeError, match=r"lacks \['create_tensor', 'add_samples', 'get_tensor_by_name'\]"):
+        make_agent(memories={a: [] for a in NAMES})
+
+
+def test_fast_compile_through_the_agent_gives_the_plain_parameters():
+    for p, q in zip(_trained(None, cfg={"fast": "compile"}), _trained(None)):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=0)

@@ -31,6 +31,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 
 from mappo_td.agent.external import ExternalEnv
+from mappo_td.agent.memory import check_memories, read_rollout, write_step
 from mappo_td.agent.models import MissingValue, check_models, group_models, instances
 from mappo_td.agent.spaces import Space, group_agents, group_specs
 from mappo_td.config import TrainConfig, merge_config
@@ -59,7 +60,9 @@ class MAPPO:
         models: ``None`` (mappo_td's builders, from the config's ``model`` section), or by agent name
             ``{"policy": module, "value": module}`` (skrl's layout; the contract is in :mod:`mappo_td.agent.models`,
             sizes from :func:`~mappo_td.agent.model_sizes`). A policy alone can act; training needs the value too.
-        memories: ``None`` (one internal buffer of ``rollouts`` steps); skrl memories are not supported yet.
+        memories: ``None`` (one internal buffer of ``rollouts`` steps), or one memory per agent name as in skrl
+            (:class:`~mappo_td.agent.Memory`, or skrl's ``RandomMemory``, of at least ``rollouts`` steps; see
+            :mod:`mappo_td.agent.memory` for what is stored under which name).
         observation_spaces, action_spaces: per agent name, gymnasium spaces or shapes.
         device: where models and buffers live.
         cfg: skrl's ``MAPPO_DEFAULT_CONFIG`` keys verbatim (values may be per-agent dicts), or mappo_td's
@@ -87,10 +90,6 @@ class MAPPO:
                  shared_observation_spaces: Mapping[str, Space] | None = None, *, num_envs: int = 1) -> None:
         self.possible_agents = list(possible_agents)
         user = check_models(models, self.possible_agents) if models is not None else None
-        if memories is not None:
-            self._check_names(memories, "memories")
-            raise NotImplementedError("skrl memories are not supported yet: leave memories=None (one internal buffer of "
-                                      "'rollouts' steps, the same data skrl's memories would hold).")
         for name, spaces in (("observation_spaces", observation_spaces), ("action_spaces", action_spaces)):
             if spaces is None:
                 raise ValueError(f"{name} is required: a dict by agent name of gymnasium spaces (or shapes).")
@@ -106,7 +105,9 @@ class MAPPO:
         self.learner = build_learner(self.cfg, ExternalEnv(self.group_map, obs_spec, act_spec), models=nets)
         self._no_value = [v for g in (nets or {}).values() if isinstance(v := g["value"], MissingValue)]
         self.device, self.num_envs = self.learner.device, int(num_envs)
-        self._steps: list[TensorDictBase] = []
+        self.memories = check_memories(memories, self.possible_agents, self.num_envs, self.cfg.mappo.rollouts) if memories else None
+        self._steps: list[TensorDictBase] = []  # the internal buffer (memories=None); with memories, the first step as a template
+        self._recorded = 0
         self._last: TensorDictBase | None = None
         self._returns = {g: torch.zeros(self.num_envs, len(a), 1, device=self.device) for g, a in self.group_map.items()}
         self._lengths = torch.zeros(self.num_envs, 1, dtype=torch.int64, device=self.device)  # episode statistics, as the trainer's
@@ -199,7 +200,12 @@ class MAPPO:
             self._returns[g] *= ~all_done.unsqueeze(-1)
         self._lengths *= ~all_done
         step.set("next", nxt)
-        self._steps.append(step)
+        self._recorded += 1
+        if self.memories is None:
+            self._steps.append(step)
+            return
+        write_step(self.memories, step, self.group_map)
+        self._steps = self._steps or [step]
 
     def pre_interaction(self, timestep: int, timesteps: int) -> None:
         """Nothing to do before a step (skrl's hook)."""
@@ -207,10 +213,14 @@ class MAPPO:
     def post_interaction(self, timestep: int, timesteps: int) -> None:
         """Every ``rollouts`` recorded steps: advantages and the update (the trainer's), then log and checkpoint at intervals."""
         m, lrn = self.cfg.mappo, self.learner
-        if len(self._steps) < m.rollouts:
+        if self._recorded < m.rollouts:
             return
-        data = torch.stack(self._steps, dim=1)  # [num_envs, rollouts], the collector's layout
-        self._steps = []
+        self._recorded = 0
+        if self.memories is None:
+            data = torch.stack(self._steps, dim=1)  # [num_envs, rollouts], the collector's layout
+            self._steps = []
+        else:
+            data = read_rollout(self.memories, self._steps[0], self.group_map, m.rollouts)
         lrn.cfg.timesteps = max(int(timesteps), 1)
         shape_rewards(lrn, data)
         lrn.stats.track(data)
