@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mappo_td.env_section import pettingzoo_env_defaults
 from mappo_td.schema import Bounds, coerce, field_key
 from mappo_td.schema import config_field as _f
 from mappo_td.skrl_compat import from_skrl, resolve_auto_intervals
@@ -25,7 +26,6 @@ PerAgentValue = float | dict
 
 DEFAULT_HIDDEN_SIZES = (64, 64)  # the builders' default too
 DEFAULT_ACTIVATION = "tanh"
-PETTINGZOO_NUM_ENVS = 8  # env.num_envs when backend is pettingzoo and none is given (VMAS: the field's default)
 
 
 def _per_agent(default: float, help: str, bounds: Bounds, **kw: Any) -> Any:
@@ -185,7 +185,6 @@ class TrainConfig:
         kwargs = _coerced(cls, {k: v for k, v in d.items() if k not in ("mappo", "env", "model")}, "")
         kwargs["mappo"] = _build(MAPPOConfig, d.get("mappo", {}), "mappo")
         kwargs["env"] = _build(EnvConfig, d.get("env", {}), "env")
-        check_workers(kwargs["env"])
         kwargs["model"] = _build(ModelConfig, d.get("model", {}), "model")
         return cls(**kwargs)
 
@@ -199,46 +198,6 @@ class TrainConfig:
             if m[k] is not None and not isinstance(m[k], str):
                 m[k] = getattr(m[k], "__name__", repr(m[k]))
         return out
-
-
-def pettingzoo_env_defaults(env: Mapping[str, Any]) -> dict[str, Any]:
-    """The env section with the earlier name ``workers`` read as ``num_workers``, and PettingZoo's default
-    ``num_envs``: ``num_workers`` when that is 2 or more (one env per worker process), else a handful (8).
-
-    Example:
-        >>> pettingzoo_env_defaults({"backend": "pettingzoo", "workers": 4})
-        {'backend': 'pettingzoo', 'num_workers': 4, 'num_envs': 4}
-    """
-    env = dict(env)
-    if "workers" in env:
-        if "num_workers" in env:
-            raise ValueError("env: give num_workers only ('workers' is its earlier name), not both.")
-        env["num_workers"] = env.pop("workers")
-    if env.get("backend") == "pettingzoo" and "num_envs" not in env:
-        workers = env.get("num_workers", 0)
-        multi = isinstance(workers, int) and not isinstance(workers, bool) and workers >= 2
-        env["num_envs"] = workers if multi else PETTINGZOO_NUM_ENVS  # stepped one after another on the CPU: a handful
-    return env
-
-
-def check_workers(env: EnvConfig) -> None:
-    """``num_workers`` fits the backend and ``num_envs``: TorchRL's ParallelEnv runs one env per worker process.
-
-    Example:
-        >>> check_workers(EnvConfig(backend="pettingzoo", num_envs=8, num_workers=4))
-        Traceback (most recent call last):
-        ...
-        ValueError: env.num_workers=4 with num_envs=8: TorchRL's ParallelEnv steps one env per worker process; set num_envs=4 (or leave it out), or num_workers=1 to step all 8 envs in this process.
-    """
-    if env.num_workers < 2:
-        return
-    if env.backend != "pettingzoo":
-        raise ValueError(f"env.num_workers={env.num_workers} is for PettingZoo; {env.backend} steps all its envs as one batch "
-                         "on the device: leave num_workers at 0.")
-    if env.num_envs != env.num_workers:
-        raise ValueError(f"env.num_workers={env.num_workers} with num_envs={env.num_envs}: TorchRL's ParallelEnv steps one env per "
-                         f"worker process; set num_envs={env.num_workers} (or leave it out), or num_workers=1 to step all "
-                         f"{env.num_envs} envs in this process.")
 
 
 SECTIONS = ("mappo", "env", "model", "experiment")  # nested config sections; every other dict is a value

@@ -35,6 +35,17 @@ def _check_chunks(cfg: TrainConfig) -> None:
     _check(not cfg.model.shared_model, "model.shared_model is not available with model.body='gru'; use separate policy and critic.")
 
 
+def _check_workers(cfg: TrainConfig) -> None:
+    e = cfg.env
+    if e.num_workers < 2:
+        return
+    _check(e.backend == "pettingzoo", f"env.num_workers={e.num_workers} is for PettingZoo; {e.backend} steps all its envs as one "
+                                      "batch on the device: leave num_workers at 0.")
+    _check(e.num_envs == e.num_workers, f"env.num_workers={e.num_workers} with num_envs={e.num_envs}: TorchRL's ParallelEnv steps "
+                                        f"one env per worker process; set num_envs={e.num_workers} (or leave it out), or "
+                                        f"num_workers=1 to step all {e.num_envs} envs in this process.")
+
+
 def validate(cfg: TrainConfig) -> None:
     """Reject out-of-range values with a message that says what is allowed.
 
@@ -61,6 +72,7 @@ def validate(cfg: TrainConfig) -> None:
            "model.shared_model needs model.centralized_critic=false: a shared trunk reads one input for both heads")
     if cfg.model.body == "gru":
         _check_chunks(cfg)
+    _check_workers(cfg)
     _check(cfg.frames_per_iteration >= 2, "advantages are standardized over the collected batch: env.num_envs x rollouts must be "
                                           f">= 2 (got {e.num_envs} x {m.rollouts}); collect more frames per update.")
     _check(cfg.frames_per_iteration // m.mini_batches >= 1,

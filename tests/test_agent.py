@@ -209,3 +209,21 @@ def test_memories_errors():
 def test_fast_compile_through_the_agent_gives_the_plain_parameters():
     for p, q in zip(_trained(None, cfg={"fast": "compile"}), _trained(None)):
         torch.testing.assert_close(p, q, atol=1e-6, rtol=0)
+
+
+def test_agent_logs_at_intervals_and_its_checkpoint_restores_another_agent(tmp_path):
+    import csv
+
+    agent = make_agent(num_envs=2, cfg={"experiment": {"directory": str(tmp_path), "experiment_name": "a", "write_interval": 4,
+                                                       "checkpoint_interval": 0}})
+    agent.init()
+    _feed(agent, 8)
+    rows = list(csv.DictReader((agent.logger.run_dir / "progress.csv").open()))
+    assert [int(r["timestep"]) for r in rows] == [4, 8]
+    path = agent.write_checkpoint(8, 8)
+    assert path.name == "agent_8.pt" and path.parent.parent == agent.logger.run_dir
+    other = make_agent(num_envs=2)
+    other.load(path)
+    assert other.learner.updates == agent.learner.updates > 0
+    for p, q in zip([p for g in other.learner.groups for p in g.policy.parameters()], [p for g in agent.learner.groups for p in g.policy.parameters()]):
+        assert torch.equal(p, q)

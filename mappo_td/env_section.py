@@ -1,0 +1,28 @@
+"""The ``env`` section of a config dict before it is typed: the earlier key name ``workers`` and PettingZoo's defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+PETTINGZOO_NUM_ENVS = 8  # env.num_envs when backend is pettingzoo and none is given (VMAS: the field's default)
+
+
+def pettingzoo_env_defaults(env: Mapping[str, Any]) -> dict[str, Any]:
+    """The env section with the earlier name ``workers`` read as ``num_workers``, and PettingZoo's default
+    ``num_envs``: ``num_workers`` when that is 2 or more (one env per worker process), else a handful (8).
+
+    Example:
+        >>> pettingzoo_env_defaults({"backend": "pettingzoo", "workers": 4})
+        {'backend': 'pettingzoo', 'num_workers': 4, 'num_envs': 4}
+    """
+    env = dict(env)
+    if "workers" in env:
+        if "num_workers" in env:
+            raise ValueError("env: give num_workers only ('workers' is its earlier name), not both.")
+        env["num_workers"] = env.pop("workers")
+    if env.get("backend") == "pettingzoo" and "num_envs" not in env:
+        workers = env.get("num_workers", 0)
+        multi = isinstance(workers, int) and not isinstance(workers, bool) and workers >= 2
+        env["num_envs"] = workers if multi else PETTINGZOO_NUM_ENVS  # stepped one after another on the CPU: a handful
+    return env
