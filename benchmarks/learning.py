@@ -115,7 +115,7 @@ def run_skrl_spread(frames: int, seed: int) -> dict:
     driver = PEERS / "skrl_mappo.py"
     if not driver.exists() or not Path(PEER_PYTHON).exists():
         return {"error": f"skrl not available (driver {driver}, python {PEER_PYTHON}): python3 -m venv ~/peers && "
-                         "~/peers/bin/pip install torch==2.13.0 skrl mpe2"}
+                         "~/peers/bin/pip install torch==2.13.0 skrl mpe2 vmas"}
     cmd = [PEER_PYTHON, str(driver), "--env", "mpe", "--discrete", "--timesteps", str(frames), "--rollouts",
            str(SPREAD_ENVS * SPREAD_ROLLOUTS), "--epochs", "8", "--mini-batches", "2", "--lr", "1e-3", "--lmbda", "0.95",
            "--hidden", "64", "64", "--max-cycles", "25", "--seed", str(seed)]

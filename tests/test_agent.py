@@ -227,3 +227,26 @@ def test_agent_logs_at_intervals_and_its_checkpoint_restores_another_agent(tmp_p
     assert other.learner.updates == agent.learner.updates > 0
     for p, q in zip([p for g in other.learner.groups for p in g.policy.parameters()], [p for g in agent.learner.groups for p in g.policy.parameters()]):
         assert torch.equal(p, q)
+
+
+def test_agents_with_different_spaces_form_groups_that_act_in_their_own_spaces_and_train():
+    obs = {"speaker_0": gym.spaces.Box(-1, 1, (3,)), "listener_0": gym.spaces.Box(-1, 1, (11,))}
+    act = {"speaker_0": gym.spaces.Discrete(3), "listener_0": gym.spaces.MultiDiscrete([2, 4])}
+    names = list(obs)
+    agent = MAPPO(names, observation_spaces=obs, action_spaces=act, device="cpu", num_envs=4,
+                  cfg={"rollouts": 4, "experiment": {"directory": tempfile.mkdtemp(), "checkpoint_interval": 0}})
+    assert agent.group_map == {"speaker": ["speaker_0"], "listener": ["listener_0"]}
+    for g in agent.learner.groups:  # each group's critic reads both groups' observations
+        assert set(g.critic.in_keys) == {("speaker", "observation"), ("listener", "observation")}
+    before = [p.detach().clone() for g in agent.learner.groups for p in g.policy.parameters()]
+    for t in range(4):
+        states = {a: torch.rand(4, *obs[a].shape) * 2 - 1 for a in names}
+        actions, _, _ = agent.act(states, t, 4)
+        assert actions["speaker_0"].shape == (4, 1) and actions["listener_0"].shape == (4, 2)
+        assert all(act[a].contains(x.numpy().astype(act[a].dtype).reshape(act[a].shape)) for a in names for x in actions[a])
+        r = {a: torch.rand(4) for a in names}
+        f = {a: torch.zeros(4, dtype=torch.bool) for a in names}
+        agent.record_transition(states, actions, r, states, f, f, {}, t, 4)
+        agent.post_interaction(t, 4)
+    after = [p.detach() for g in agent.learner.groups for p in g.policy.parameters()]
+    assert agent.learner.updates > 0 and any(not torch.equal(b, a) for b, a in zip(before, after))
