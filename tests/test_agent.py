@@ -196,8 +196,10 @@ def test_per_agent_memories_train_exactly_as_the_internal_buffer(kind):
 def test_memories_errors():
     from mappo_td.agent import Memory
 
-    with pytest.raises(ValueError, match=r"memories: unknown agent name\(s\) \['bob'\], no entry for \['agent_2'\]"):
-        make_agent(memories={"agent_0": Memory(4, 2), "agent_1": Memory(4, 2), "bob": Memory(4, 2)})
+    with pytest.raises(ValueError, match=r"memories: unknown agent name\(s\) \['bob'\]; valid names: \['agent_0', 'agent_1', 'agent_2'\]"):
+        make_agent(memories={**{a: Memory(4, 2) for a in NAMES}, "bob": Memory(4, 2)})
+    with pytest.raises(ValueError, match=r"memories: no entry for agent\(s\) \['agent_2'\]; give every agent of"):
+        make_agent(memories={"agent_0": Memory(4, 2), "agent_1": Memory(4, 2)})
     with pytest.raises(ValueError, match=r"holds 2 steps, fewer than rollouts=4: make it Memory\(memory_size=4, num_envs=2\)"):
         make_agent(memories={a: Memory(2, 2) for a in NAMES})
     with pytest.raises(ValueError, match=r"is for 5 envs, the agent steps 2"):

@@ -33,7 +33,7 @@ from tensordict import TensorDict, TensorDictBase
 from mappo_td.agent.external import ExternalEnv
 from mappo_td.agent.memory import check_memories, read_rollout, write_step
 from mappo_td.agent.models import MissingValue, check_models, group_models, instances
-from mappo_td.agent.spaces import Space, group_agents, group_specs
+from mappo_td.agent.spaces import Space, check_agent_names, group_agents, group_specs
 from mappo_td.config import TrainConfig, merge_config
 from mappo_td.train.checkpoint import load_checkpoint, load_learner_state, save_learner
 from mappo_td.train.learner import build_learner
@@ -93,7 +93,7 @@ class MAPPO:
         for name, spaces in (("observation_spaces", observation_spaces), ("action_spaces", action_spaces)):
             if spaces is None:
                 raise ValueError(f"{name} is required: a dict by agent name of gymnasium spaces (or shapes).")
-            self._check_names(spaces, name, every=True)
+            check_agent_names(spaces, self.possible_agents, name)
         d = dict(cfg or {})
         self.cfg = TrainConfig.from_dict(merge_config(d, {"env": {"num_envs": int(num_envs)}, "progress": False,
                                                           "device": str(device or "cpu")}))
@@ -106,7 +106,8 @@ class MAPPO:
         self._no_value = [v for g in (nets or {}).values() if isinstance(v := g["value"], MissingValue)]
         self.device, self.num_envs = self.learner.device, int(num_envs)
         self.memories = check_memories(memories, self.possible_agents, self.num_envs, self.cfg.mappo.rollouts) if memories else None
-        self._steps: list[TensorDictBase] = []  # the internal buffer (memories=None); with memories, the first step as a template
+        self._steps: list[TensorDictBase] = []  # the internal buffer (memories=None)
+        self._template: TensorDictBase | None = None  # with memories: one recorded step, the layout read_rollout rebuilds
         self._recorded = 0
         self._last: TensorDictBase | None = None
         self._returns = {g: torch.zeros(self.num_envs, len(a), 1, device=self.device) for g, a in self.group_map.items()}
@@ -114,14 +115,6 @@ class MAPPO:
         self.logger: RunLogger | None = None
 
     # --- names and inputs ---------------------------------------------------------------------------
-    def _check_names(self, d: Mapping[str, Any], what: str, every: bool = False) -> None:
-        unknown = [k for k in d if k not in self.possible_agents]
-        if unknown:
-            raise ValueError(f"{what}: unknown agent name(s) {unknown}; valid names: {self.possible_agents}.")
-        missing = [a for a in self.possible_agents if a not in d]
-        if every and missing:
-            raise ValueError(f"{what}: no entry for agent(s) {missing}; give every agent of {self.possible_agents}.")
-
     def _stack(self, per_agent: Mapping[str, Any], what: str, group: str, tail: tuple[int, ...] | None = None) -> torch.Tensor:
         agents = self.group_map[group]
         missing = [a for a in agents if a not in per_agent]
@@ -139,7 +132,7 @@ class MAPPO:
     def _observe(self, states: Mapping[str, Any], td: TensorDictBase) -> TensorDictBase:
         for g in self.group_map:
             spec = self.learner.env.observation_spec[g, "observation"]
-            if isinstance(states[next(iter(self.group_map[g]))] if self.group_map[g][0] in states else None, Mapping):
+            if isinstance(states.get(self.group_map[g][0]), Mapping):
                 for k in spec.keys(True, True):
                     sub = {a: states[a][k] if isinstance(k, str) else states[a][k[0]] for a in self.group_map[g] if a in states}
                     td.set((g, "observation", *((k,) if isinstance(k, str) else k)), self._stack(sub, f"states[...][{k!r}]", g,
@@ -205,7 +198,7 @@ class MAPPO:
             self._steps.append(step)
             return
         write_step(self.memories, step, self.group_map)
-        self._steps = self._steps or [step]
+        self._template = self._template if self._template is not None else step
 
     def pre_interaction(self, timestep: int, timesteps: int) -> None:
         """Nothing to do before a step (skrl's hook)."""
@@ -220,7 +213,7 @@ class MAPPO:
             data = torch.stack(self._steps, dim=1)  # [num_envs, rollouts], the collector's layout
             self._steps = []
         else:
-            data = read_rollout(self.memories, self._steps[0], self.group_map, m.rollouts)
+            data = read_rollout(self.memories, self._template, self.group_map, m.rollouts)
         lrn.cfg.timesteps = max(int(timesteps), 1)
         shape_rewards(lrn, data)
         lrn.stats.track(data)

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from tensordict import TensorDict, TensorDictBase
 
+from mappo_td.agent.spaces import check_agent_names
 from mappo_td.keys import NestedKey
 
 SKRL_NAMES: dict[tuple[str, ...], str] = {
@@ -88,11 +89,7 @@ def check_memories(memories: Mapping[str, Any], possible_agents: Sequence[str], 
         ...
         ValueError: memories['a_0'] holds 4 steps, fewer than rollouts=8: make it Memory(memory_size=8, num_envs=2).
     """
-    unknown = [k for k in memories if k not in possible_agents]
-    missing = [a for a in possible_agents if a not in memories]
-    if unknown or missing:
-        raise ValueError(f"memories: unknown agent name(s) {unknown}, no entry for {missing}; give one memory per agent of "
-                         f"{list(possible_agents)}, or memories=None for one internal buffer.")
+    check_agent_names(memories, possible_agents, "memories", " one memory, or leave memories=None for one internal buffer")
     for a in possible_agents:
         m = memories[a]
         lacking = [k for k in METHODS if not callable(getattr(m, k, None))]

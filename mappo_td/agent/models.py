@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mappo_td.agent.spaces import Space, group_agents, group_specs
+from mappo_td.agent.spaces import Space, check_agent_names, group_agents, group_specs
 from mappo_td.models.critic import critic_input_size
 from mappo_td.models.policy import policy_io_sizes
 
@@ -77,13 +77,8 @@ def check_models(models: Mapping[str, Any], possible_agents: Sequence[str]) -> d
     """
     if not isinstance(models, Mapping):
         raise TypeError(f"models must be a dict by agent name of {{'policy': module, 'value': module}}, got {type(models).__name__}.")
-    unknown = [k for k in models if k not in possible_agents]
-    if unknown:
-        raise ValueError(f"models: unknown agent name(s) {unknown}; valid names: {list(possible_agents)}.")
-    missing = [a for a in possible_agents if a not in models]
-    if missing:
-        raise ValueError(f"models: no entry for agent(s) {missing}; give every agent of {list(possible_agents)} its models "
-                         "(the same instance for agents that share one), or leave models=None for mappo_td's own.")
+    check_agent_names(models, possible_agents, "models",
+                      " its models (the same instance for agents that share one), or leave models=None for mappo_td's own")
     out = {}
     for a in possible_agents:
         roles = models[a]

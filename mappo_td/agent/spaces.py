@@ -17,6 +17,27 @@ from torchrl.data import Bounded, Categorical, Composite, MultiCategorical, Tens
 Space = Any  # a gymnasium space (Box, Discrete, MultiDiscrete, Dict) or a shape (tuple of ints)
 
 
+def check_agent_names(d: Mapping[str, Any], agents: Sequence[str], what: str, hint: str = "") -> None:
+    """``d`` (by agent name) names only ``agents``, and every one of them; the error lists the valid names.
+
+    Example:
+        >>> check_agent_names({"a_0": 1, "bob": 2}, ["a_0"], "models")
+        Traceback (most recent call last):
+        ...
+        ValueError: models: unknown agent name(s) ['bob']; valid names: ['a_0'].
+        >>> check_agent_names({}, ["a_0"], "memories", " one memory, or memories=None")
+        Traceback (most recent call last):
+        ...
+        ValueError: memories: no entry for agent(s) ['a_0']; give every agent of ['a_0'] one memory, or memories=None.
+    """
+    unknown = [k for k in d if k not in agents]
+    if unknown:
+        raise ValueError(f"{what}: unknown agent name(s) {unknown}; valid names: {list(agents)}.")
+    missing = [a for a in agents if a not in d]
+    if missing:
+        raise ValueError(f"{what}: no entry for agent(s) {missing}; give every agent of {list(agents)}{hint}.")
+
+
 def group_agents(agents: Sequence[str], spaces: Sequence[Mapping[str, Space]] = ()) -> dict[str, list[str]]:
     """``{group: [agent names]}`` by name prefix (as TorchRL's PettingZoo wrapper); an agent whose entry in any of
     ``spaces`` (mappings by agent name: its spaces, or its model instances) differs from its group's first agent's

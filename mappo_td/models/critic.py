@@ -109,7 +109,11 @@ def critic_input_size(observation_spec: Composite, group: str = "agents", *, cen
     """
     if not centralized:
         return n_features(observation_spec, group, observation_key)
-    in_keys, _ = centralized_inputs(observation_spec, state_key, observation_key)
+    return _flat_size(observation_spec, centralized_inputs(observation_spec, state_key, observation_key)[0])
+
+
+def _flat_size(observation_spec: Composite, in_keys: list[NestedKey]) -> int:
+    """Features of ``in_keys`` together, past the spec's batch dims (the agent dim included)."""
     return sum(int(observation_spec[k].shape[len(observation_spec.shape):].numel()) for k in in_keys)
 
 
@@ -154,17 +158,19 @@ def make_critic(
         raise ValueError(f"network= replaces the MLP body; body={body!r} cannot take a user network (use body='mlp').")
     gspec = group_spec(observation_spec, group, "observation")
     n_agents = gspec.shape[-1]
-    root_ndim = len(observation_spec.shape)
     if not centralized:
         pre, in_key, n_in = observation_input(observation_spec, group, observation_key)
         pre, in_key = with_preprocessor(pre, in_key, group, input_preprocessor, "critic_input_normalized")
-        net = TensorDictModule(network, in_keys=[in_key], out_keys=[(group, "state_value")]) if network is not None else body_module(body, n_in, 1, n_agents, in_key=in_key, out_key=(group, "state_value"), state_key=(group, "rnn_state_critic"),
-                          share_params=share_params, hidden_sizes=hidden_sizes, activation=activation,
-                          rnn_hidden_size=rnn_hidden_size, rnn_layers=rnn_layers)
+        if network is not None:
+            net = TensorDictModule(network, in_keys=[in_key], out_keys=[(group, "state_value")])
+        else:
+            net = body_module(body, n_in, 1, n_agents, in_key=in_key, out_key=(group, "state_value"), state_key=(group, "rnn_state_critic"),
+                              share_params=share_params, hidden_sizes=hidden_sizes, activation=activation,
+                              rnn_hidden_size=rnn_hidden_size, rnn_layers=rnn_layers)
         critic = TensorDictSequential(*pre, net)
     else:
         in_keys, ndims = centralized_inputs(observation_spec, state_key, observation_key)
-        n_in = sum(int(observation_spec[k].shape[root_ndim:].numel()) for k in in_keys)
+        n_in = _flat_size(observation_spec, in_keys)
         if body == "gru":
             gru = GRUBody(n_in, 1, n_agents, hidden_size=rnn_hidden_size, layers=rnn_layers, share_params=share_params, team_input=True,
                           hidden_sizes=hidden_sizes, activation=activation, preprocessor=input_preprocessor, input_ndims=ndims)
