@@ -29,7 +29,7 @@ from mappo_td.config import EnvConfig, ExperimentConfig, MAPPOConfig, ModelConfi
 from mappo_td.plot import SEED_SUFFIX
 from mappo_td.presets import PRESETS, preset
 
-SECTIONS = (("MAPPO (the source document's MAPPO_DEFAULT_CONFIG)", MAPPOConfig, ("mappo",)), ("experiment", ExperimentConfig, ("mappo", "experiment")),
+SECTIONS = (("MAPPO (skrl's MAPPO_DEFAULT_CONFIG keys)", MAPPOConfig, ("mappo",)), ("experiment", ExperimentConfig, ("mappo", "experiment")),
             ("environment", EnvConfig, ("env",)), ("model", ModelConfig, ("model",)), ("run", TrainConfig, ()))
 
 

@@ -1,6 +1,6 @@
 """The configuration: one typed dataclass tree; defaults live only here.
 
-:class:`MAPPOConfig` holds every key of the source document's ``MAPPO_DEFAULT_CONFIG`` with the
+:class:`MAPPOConfig` holds every key of skrl's ``MAPPO_DEFAULT_CONFIG`` (skrl 1.x documentation) with the
 same meaning and default; :class:`TrainConfig` adds environment, model, device, seed, run length
 and the fast path. Field metadata is read, not decorative: ``help`` is the CLI's ``--help``,
 ``key`` the user-facing name (``lambda``), ``min``/``choices``/``bounds`` the checks
@@ -57,7 +57,7 @@ _UNIT = (0.0, 1.0, True)  # [0, 1]
 
 @dataclass
 class MAPPOConfig:
-    """The MAPPO algorithm: the source document's ``MAPPO_DEFAULT_CONFIG`` keys."""
+    """The MAPPO algorithm: the keys of skrl's ``MAPPO_DEFAULT_CONFIG`` (skrl 1.x documentation)."""
 
     rollouts: int = _f(16, "number of rollouts (env steps per env) before updating", min=1)
     learning_epochs: int = _f(8, "number of learning epochs during each update", min=1)

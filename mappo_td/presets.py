@@ -1,6 +1,6 @@
 """Named configuration presets: ``mappo-td train --preset NAME``, or ``TrainConfig.from_dict(preset("NAME"))``.
 
-``mappo-paper`` switches from skrl's defaults (the source document's, mappo_td's defaults) to
+``mappo-paper`` switches from skrl's defaults (skrl's MAPPO_DEFAULT_CONFIG, mappo_td's defaults) to
 the MAPPO reference implementation's (Yu et al. 2022, on-policy ``config.py``):
 
 =========================  ================  ==========================================

@@ -1,4 +1,4 @@
-"""skrl's MAPPO config dicts of 1.x and 2.x, mapped onto the source document's keys (``MAPPO_DEFAULT_CONFIG``).
+"""skrl's MAPPO config dicts of 1.x and 2.x, mapped onto skrl 1.x's documented keys (``MAPPO_DEFAULT_CONFIG``).
 
 =============================================  ===================================================
 skrl key                                       here

@@ -1,4 +1,4 @@
-"""The source document's agent API (skrl's ``MAPPO`` object, driven by your own loop)."""
+"""skrl's MAPPO agent API (skrl's ``MAPPO`` object, driven by your own loop)."""
 
 from mappo_td.agent.mappo import MAPPO, MAPPO_DEFAULT_CONFIG
 from mappo_td.agent.memory import Memory

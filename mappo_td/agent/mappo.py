@@ -1,4 +1,4 @@
-"""The source document's agent API: ``MAPPO(possible_agents, models, memories, observation_spaces, action_spaces,
+"""skrl's MAPPO agent API (skrl 1.x documentation): ``MAPPO(possible_agents, models, memories, observation_spaces, action_spaces,
 device, cfg, shared_observation_spaces)`` driven by the user's own loop, over dicts of tensors keyed by agent name.
 
 A thin layer over the trainer's units: the learner is built by
@@ -40,7 +40,7 @@ from mappo_td.train.learner import build_learner
 from mappo_td.train.logging import RunLogger, new_run_dir
 from mappo_td.train.loop import log_row, shape_rewards, update
 
-MAPPO_DEFAULT_CONFIG: dict[str, Any] = TrainConfig().to_dict()["mappo"]  # the source document's keys, with its defaults
+MAPPO_DEFAULT_CONFIG: dict[str, Any] = TrainConfig().to_dict()["mappo"]  # skrl's MAPPO_DEFAULT_CONFIG keys, with its defaults
 
 
 def _tensor(x: Any, device: torch.device, what: str) -> torch.Tensor:
