@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="learning curves (reward vs frames and vs wall time) of run folders, to a PNG")
     pl.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (runs/<name>); <name>_seed<N> siblings are one curve")
     pl.add_argument("-o", "--out", metavar="PNG", default=None,
-                    help="output file (default: RUN_DIR/reward.png for one run, else reward.png here)")
+                    help="output image (.png, .pdf, .svg ...) or folder (FOLDER/reward.png); default: RUN_DIR/reward.png for one run, else reward.png")
     ev = sub.add_parser("eval", help="evaluate a checkpoint with the deterministic policy")
     ev.add_argument("checkpoint", help="checkpoint file or checkpoints folder (newest agent_*.pt)")
     ev.add_argument("--episodes", type=_positive_int, default=10, help="number of episodes (default: 10)")
@@ -274,9 +274,8 @@ def _train_runs(args: argparse.Namespace, d: dict[str, Any], say: Any) -> None:
 def _plot(args: argparse.Namespace) -> int:
     from mappo_td.plot import plot_runs
 
-    out = args.out or (Path(args.runs[0]) / "reward.png" if len(args.runs) == 1 else Path("reward.png"))
     try:
-        path = plot_runs(args.runs, out)
+        path = plot_runs(args.runs, args.out, warn=lambda message: print(f"mappo-td: warning: {message}", file=sys.stderr))
     except (ValueError, OSError) as err:
         print(f"mappo-td: error: {describe(err)}", file=sys.stderr)
         return 2
