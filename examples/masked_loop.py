@@ -7,7 +7,9 @@ TorchRL's ``PettingZooWrapper(..., use_mask=True)`` gives each player's group
 ``MaskedCategorical`` policy (illegal columns get probability 0 when acting, in the
 loss's recomputed log-probabilities and in the entropy); ``MAPPOLoss`` and ``MAPPOGAE``
 read ``(player_i, "mask")`` as the alive mask, so a player's waiting steps reach no loss
-and no advantage statistics. Needs ``pip install "pettingzoo[classic]"``.
+and no advantage statistics. Besides mappo_td, needs pygame (``pip install pygame-ce``, the build
+``pettingzoo[classic]`` installs): PettingZoo's connect_four_v3 imports it when it loads, although only
+rendering uses it; the rest of that extra (chess, rlcard, shimmy, open_spiel) is not needed.
 
     python examples/masked_loop.py --iterations 10
 """
@@ -25,7 +27,13 @@ from mappo_td import MAPPOLoss, make_critic, make_policy
 
 
 def make_env(n_envs: int) -> TransformedEnv:
-    from pettingzoo.classic import connect_four_v3
+    try:
+        from pettingzoo.classic import connect_four_v3
+    except ModuleNotFoundError as err:
+        if err.name != "pygame":
+            raise
+        raise ModuleNotFoundError("PettingZoo's connect_four_v3 imports pygame when it loads (only rendering uses it): "
+                                  "pip install pygame-ce", name="pygame") from None
 
     warnings.filterwarnings("ignore", message="PettingZoo in TorchRL is tested using version")  # mappo_td tests 1.27
     env = SerialEnv(n_envs, lambda: PettingZooWrapper(connect_four_v3.env(), categorical_actions=True, use_mask=True))

@@ -4,7 +4,8 @@
 in Python; their observations are stacked into ``[num_envs, ...]`` tensors per agent name, and
 ``mappo_td.agent.MAPPO`` is called exactly where skrl's ``SequentialTrainer`` calls its agent:
 ``pre_interaction``, ``act``, ``record_transition``, ``post_interaction`` (which updates every
-``rollouts`` steps and writes the trainer's logs and checkpoints).
+``rollouts`` steps and writes the trainer's logs and checkpoints). At the end it prints the run folder
+(a new temporary folder unless ``directory`` is given).
 
     python examples/skrl_style_loop.py --timesteps 5000
 """
@@ -21,7 +22,7 @@ from mappo_td.agent import MAPPO
 
 
 def main(timesteps: int = 5000, num_envs: int = 8, n_agents: int = 3, seed: int = 0, directory: str | None = None) -> list[float]:
-    """Train; return every finished episode's return (mean over agents), in order."""
+    """Train; return every finished episode's return (mean over agents), in order, and print the run folder."""
     from mpe2 import simple_spread_v3
 
     torch.manual_seed(seed)
@@ -58,6 +59,7 @@ def main(timesteps: int = 5000, num_envs: int = 8, n_agents: int = 3, seed: int 
         obs = next_obs
         if (t + 1) % 500 == 0 and returns:
             print(f"timestep {t + 1:6d}  episodes {len(returns):5d}  mean return (last 20) {np.mean(returns[-20:]):+.2f}", flush=True)
+    print(f"run folder (config, progress.csv, TensorBoard): {agent.logger.run_dir}", flush=True)
     return returns
 
 

@@ -29,3 +29,26 @@ def test_masked_example_never_moves_illegally():
     assert result["illegal"] == 0
     assert result["forbidden"] > 0  # full columns came up: the mask had something to forbid
     assert sum(result["wins"].values()) > 0  # games finished
+
+
+def test_skrl_style_example_prints_the_run_folder_it_wrote(tmp_path, capsys):
+    pytest.importorskip("mpe2")
+    load_example("skrl_style_loop").main(timesteps=30, num_envs=2, seed=0, directory=str(tmp_path))
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith("run folder (config, progress.csv, TensorBoard): ")
+    run = Path(last.split(": ", 1)[1])
+    assert run.parent == tmp_path and (run / "config.json").is_file() and list((run / "tensorboard").iterdir())
+
+
+def test_masked_example_names_the_one_package_connect_four_needs(monkeypatch):
+    import sys
+
+    import pettingzoo
+
+    module = load_example("masked_loop")
+    monkeypatch.setattr(pettingzoo, "classic", getattr(pettingzoo, "classic", None), raising=False)
+    for name in [m for m in sys.modules if m.startswith("pettingzoo.classic")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "pygame", None)  # as if pygame were not installed
+    with pytest.raises(ModuleNotFoundError, match=r"connect_four_v3 imports pygame .*: pip install pygame-ce$"):
+        module.make_env(1)
