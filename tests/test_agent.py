@@ -91,7 +91,7 @@ def test_record_transition_errors():
     actions, _, _ = agent.act(s, 0, 10)
     r = {a: torch.zeros(2, 1) for a in NAMES}
     f = {a: torch.zeros(2, 1, dtype=torch.bool) for a in NAMES}
-    with pytest.raises(ValueError, match=r"rewards\['agent_1'\] has shape \(3, 1\); its first dim must be num_envs=2"):
+    with pytest.raises(ValueError, match=r"rewards\['agent_1'\] has shape \(3, 1\); expected \(2,\) or \(2, 1\) \(num_envs=2"):
         agent.record_transition(s, actions, {**r, "agent_1": torch.zeros(3, 1)}, s, f, f, {}, 0, 10)
     with pytest.raises(ValueError, match=r"next_states|states: no entry for agent\(s\) \['agent_2'\]"):
         agent.record_transition(s, actions, r, {a: s[a] for a in NAMES[:2]}, f, f, {}, 0, 10)

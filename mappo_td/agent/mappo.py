@@ -26,14 +26,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tensordict import TensorDict, TensorDictBase
+from torchrl.data import Unbounded
 
 from mappo_td.agent.external import ExternalEnv
 from mappo_td.agent.memory import check_memories, read_rollout, write_step
-from mappo_td.agent.models import MissingValue, check_models, group_models, instances
-from mappo_td.agent.spaces import Space, check_agent_names, group_agents, group_specs
+from mappo_td.agent.models import MissingValue, check_model_sizes, check_models, group_models, instances
+from mappo_td.agent.spaces import InputCheck, Space, check_agent_names, check_possible_agents, group_agents, group_specs
 from mappo_td.config import TrainConfig, merge_config
 from mappo_td.train.checkpoint import load_checkpoint, load_learner_state, save_learner
 from mappo_td.train.learner import build_learner
@@ -41,15 +41,6 @@ from mappo_td.train.logging import RunLogger, new_run_dir
 from mappo_td.train.loop import log_row, shape_rewards, update
 
 MAPPO_DEFAULT_CONFIG: dict[str, Any] = TrainConfig().to_dict()["mappo"]  # skrl's MAPPO_DEFAULT_CONFIG keys, with its defaults
-
-
-def _tensor(x: Any, device: torch.device, what: str) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        return x.to(device)
-    try:
-        return torch.as_tensor(np.asarray(x), device=device)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{what}: expected a tensor or array, got {type(x).__name__} ({err}).") from None
 
 
 class MAPPO:
@@ -88,17 +79,22 @@ class MAPPO:
                  observation_spaces: Mapping[str, Space] | None = None, action_spaces: Mapping[str, Space] | None = None,
                  device: str | torch.device | None = None, cfg: Mapping[str, Any] | None = None,
                  shared_observation_spaces: Mapping[str, Space] | None = None, *, num_envs: int = 1) -> None:
-        self.possible_agents = list(possible_agents)
+        self.possible_agents = check_possible_agents(possible_agents)
         user = check_models(models, self.possible_agents) if models is not None else None
         for name, spaces in (("observation_spaces", observation_spaces), ("action_spaces", action_spaces)):
             if spaces is None:
                 raise ValueError(f"{name} is required: a dict by agent name of gymnasium spaces (or shapes).")
             check_agent_names(spaces, self.possible_agents, name)
+        if shared_observation_spaces is not None:
+            check_agent_names(shared_observation_spaces, self.possible_agents, "shared_observation_spaces")
         d = dict(cfg or {})
         self.cfg = TrainConfig.from_dict(merge_config(d, {"env": {"num_envs": int(num_envs)}, "progress": False,
                                                           "device": str(device or "cpu")}))
         if self.cfg.model.body != "mlp":
             raise ValueError("model.body='gru' is not supported by the agent API yet; use the trainer (mappo-td train) for GRUs.")
+        if user:
+            check_model_sizes(user, observation_spaces, action_spaces, centralized=self.cfg.model.centralized_critic,
+                              state_dependent_std=self.cfg.model.state_dependent_std)
         self.group_map = group_agents(self.possible_agents, [observation_spaces, action_spaces, *([instances(user)] if user else [])])
         obs_spec, act_spec = group_specs(self.group_map, observation_spaces, action_spaces, int(num_envs))
         nets = group_models(user, self.group_map) if user else None
@@ -114,44 +110,49 @@ class MAPPO:
         self._lengths = torch.zeros(self.num_envs, 1, dtype=torch.int64, device=self.device)  # episode statistics, as the trainer's
         self.logger: RunLogger | None = None
 
-    # --- names and inputs ---------------------------------------------------------------------------
-    def _stack(self, per_agent: Mapping[str, Any], what: str, group: str, tail: tuple[int, ...] | None = None) -> torch.Tensor:
-        agents = self.group_map[group]
-        missing = [a for a in agents if a not in per_agent]
-        if missing:
-            raise ValueError(f"{what}: no entry for agent(s) {missing}; every step needs every agent of {self.possible_agents}.")
-        xs = [_tensor(per_agent[a], self.device, f"{what}[{a!r}]") for a in agents]
-        for a, x in zip(agents, xs):
-            if x.ndim == 0 or x.shape[0] != self.num_envs:
-                raise ValueError(f"{what}[{a!r}] has shape {tuple(x.shape)}; its first dim must be num_envs={self.num_envs}.")
-        out = torch.stack(xs, dim=1)
-        if tail is not None:
-            out = out.reshape(self.num_envs, len(agents), *tail)
-        return out
-
-    def _observe(self, states: Mapping[str, Any], td: TensorDictBase) -> TensorDictBase:
-        for g in self.group_map:
-            spec = self.learner.env.observation_spec[g, "observation"]
-            if isinstance(states.get(self.group_map[g][0]), Mapping):
-                for k in spec.keys(True, True):
-                    sub = {a: states[a][k] if isinstance(k, str) else states[a][k[0]] for a in self.group_map[g] if a in states}
-                    td.set((g, "observation", *((k,) if isinstance(k, str) else k)), self._stack(sub, f"states[...][{k!r}]", g,
-                                                                                                   tuple(spec[k].shape[2:])).to(spec[k].dtype))
-            else:
-                td.set((g, "observation"), self._stack(states, "states", g, tuple(spec.shape[2:])).to(spec.dtype))
-            td.set((g, "mask"), torch.ones(self.num_envs, len(self.group_map[g]), dtype=torch.bool, device=self.device))
+    # --- inputs ------------------------------------------------------------------------------------
+    def _observe(self, check: InputCheck, states: Mapping[str, Any], key: str) -> TensorDictBase:
+        td = TensorDict({}, batch_size=[self.num_envs], device=self.device)
+        for g, agents in self.group_map.items():
+            for path, x in check.observation(states, key, agents, self.learner.env.observation_spec[g, "observation"]).items():
+                td.set((g, "observation", *path), x)
+            td.set((g, "mask"), torch.ones(self.num_envs, len(agents), dtype=torch.bool, device=self.device))
         return td
+
+    def _transition(self, states: Mapping[str, Any], actions: Mapping[str, Any], rewards: Mapping[str, Any],
+                    next_states: Mapping[str, Any], terminated: Mapping[str, Any], truncated: Mapping[str, Any],
+                    log_prob: Mapping[str, Any] | None) -> tuple[TensorDictBase, TensorDictBase]:
+        """``(step, next)`` of one transition, every input checked (:class:`InputCheck`) before it is returned."""
+        check, env = InputCheck("record_transition", self.num_envs, self.device), self.learner.env
+        step, nxt = self._observe(check, states, "states"), self._observe(check, next_states, "next_states")
+        for g, agents in self.group_map.items():
+            step.set((g, "action"), check.stack(actions, "actions", agents, env.full_action_spec[g, "action"]))
+            step.set((g, "action_log_prob"), self._last.get((g, "action_log_prob")) if log_prob is None else
+                     check.stack(log_prob, "log_prob", agents, Unbounded((self.num_envs, len(agents)), device=self.device)))
+            nxt.set((g, "reward"), check.stack(rewards, "rewards", agents, env.full_reward_spec[g, "reward"]))
+            for k, flags in (("terminated", terminated), ("truncated", truncated)):
+                nxt.set((g, k), check.stack(flags, k, agents, env.full_done_spec[g, k]))
+        check.verify()
+        return step, nxt
 
     # --- skrl's methods -----------------------------------------------------------------------------
     def init(self, trainer_cfg: Mapping[str, Any] | None = None) -> None:
-        """Create the run folder and its logger (TensorBoard, CSV), as the trainer's."""
+        """Create the run folder and its logger (TensorBoard, CSV), as the trainer's. Optional, unlike skrl's: without
+        it, every method works and the run folder is created at the first log or checkpoint."""
+        self._run_logger()
+
+    def _run_logger(self) -> RunLogger:
         if self.logger is None:
             self.logger = RunLogger(new_run_dir(self.cfg), self.cfg)
+        return self.logger
 
     def act(self, states: Mapping[str, Any], timestep: int, timesteps: int) -> tuple[dict, dict, dict]:
         """``(actions, log_prob, outputs)`` by agent name for ``states``; uniform legal actions while
-        ``timestep < random_timesteps``."""
-        td = self._observe(states, TensorDict({}, batch_size=[self.num_envs], device=self.device))
+        ``timestep < random_timesteps``. ``states`` are checked first (names, shapes, finite values: one host read),
+        a wrong one is refused naming the agent, the shape expected and the shape given."""
+        check = InputCheck("act", self.num_envs, self.device)
+        td = self._observe(check, states, "states")
+        check.verify()
         self.learner.acting.step = int(timestep)
         with torch.no_grad():
             td = self.learner.acting(td)
@@ -168,23 +169,19 @@ class MAPPO:
                           next_states: Mapping[str, Any], terminated: Mapping[str, Any], truncated: Mapping[str, Any],
                           infos: Any, timestep: int, timesteps: int, log_prob: Mapping[str, Any] | None = None) -> None:
         """Store one step of every env, with the log-probabilities of the last :meth:`act` (or ``log_prob``, by agent
-        name, for actions that did not come from it, e.g. replayed data)."""
+        name, for actions that did not come from it, e.g. replayed data).
+
+        Every input is checked before anything is stored (names; shapes ``[num_envs, ...]`` per agent; values finite,
+        Discrete / MultiDiscrete actions integers within the space, integer-valued floats accepted; done flags 0/1),
+        with one host read per call; a wrong one is refused naming the agent, the input, what was expected and given."""
         if self._last is None and log_prob is None:
             raise RuntimeError("record_transition needs the log-probabilities of the actions: call act() first, as skrl's loop does.")
-        step = self._observe(states, TensorDict({}, batch_size=[self.num_envs], device=self.device))
-        nxt = self._observe(next_states, TensorDict({}, batch_size=[self.num_envs], device=self.device))
+        step, nxt = self._transition(states, actions, rewards, next_states, terminated, truncated, log_prob)
         all_done = torch.ones(self.num_envs, 1, dtype=torch.bool, device=self.device)
         for g in self.group_map:
-            spec = self.learner.env.full_action_spec[g, "action"]
-            step.set((g, "action"), self._stack(actions, "actions", g, tuple(spec.shape[2:])).to(spec.dtype))
-            lp = self._last.get((g, "action_log_prob")) if log_prob is None else self._stack(log_prob, "log_prob", g, ()).float()
-            step.set((g, "action_log_prob"), lp)
-            reward = self._stack(rewards, "rewards", g, (1,)).float()
-            term = self._stack(terminated, "terminated", g, (1,)).bool()
-            trunc = self._stack(truncated, "truncated", g, (1,)).bool()
-            self._returns[g] += reward
-            nxt.update({(g, "reward"): reward, (g, "terminated"): term, (g, "truncated"): trunc, (g, "done"): term | trunc,
-                        (g, "episode_reward"): self._returns[g].clone()})
+            term, trunc = nxt.get((g, "terminated")), nxt.get((g, "truncated"))
+            self._returns[g] += nxt.get((g, "reward"))
+            nxt.update({(g, "done"): term | trunc, (g, "episode_reward"): self._returns[g].clone()})
             all_done &= (term | trunc).all(dim=1)
         self._lengths += 1
         nxt.update({"done": all_done, "terminated": all_done.clone(), "truncated": torch.zeros_like(all_done),
@@ -223,17 +220,15 @@ class MAPPO:
                 raise ValueError(self._no_value[0].message())
             update(lrn, data)
         x = m.experiment
-        if self.logger is not None and lrn.timestep // x.write_interval != (lrn.timestep - m.rollouts) // x.write_interval:
+        if lrn.timestep // x.write_interval != (lrn.timestep - m.rollouts) // x.write_interval:
             lrn.stats.raise_if_nonfinite(lrn.timestep)
-            self.logger.write(log_row(lrn, fps=float("nan")))
+            self._run_logger().write(log_row(lrn, fps=float("nan")))
         if x.checkpoint_interval and lrn.timestep // x.checkpoint_interval != (lrn.timestep - m.rollouts) // x.checkpoint_interval:
             self.write_checkpoint(lrn.timestep, timesteps)
 
     def write_checkpoint(self, timestep: int, timesteps: int) -> Path:
         """Write ``<run>/checkpoints/agent_<timestep>.pt`` (the trainer's checkpoint format), atomically."""
-        if self.logger is None:
-            self.logger = RunLogger(new_run_dir(self.cfg), self.cfg)
-        return save_learner(self.learner, self.logger.run_dir / "checkpoints" / f"agent_{timestep}.pt")
+        return save_learner(self.learner, self._run_logger().run_dir / "checkpoints" / f"agent_{timestep}.pt")
 
     def load(self, path: str | Path) -> None:
         """Restore models, optimizers, preprocessors and counters from a checkpoint of this agent or of the trainer."""

@@ -81,7 +81,8 @@ class Memory:
 
 
 def check_memories(memories: Mapping[str, Any], possible_agents: Sequence[str], num_envs: int, rollouts: int) -> dict[str, Any]:
-    """One memory per agent, each with skrl's methods, ``num_envs`` envs and room for ``rollouts`` steps.
+    """One memory per agent (no instance shared by two), each with skrl's methods, ``num_envs`` envs and room for
+    ``rollouts`` steps.
 
     Example:
         >>> check_memories({"a_0": Memory(4, num_envs=2)}, ["a_0"], num_envs=2, rollouts=8)
@@ -90,6 +91,13 @@ def check_memories(memories: Mapping[str, Any], possible_agents: Sequence[str], 
         ValueError: memories['a_0'] holds 4 steps, fewer than rollouts=8: make it Memory(memory_size=8, num_envs=2).
     """
     check_agent_names(memories, possible_agents, "memories", " one memory, or leave memories=None for one internal buffer")
+    owner: dict[int, str] = {}
+    for a in possible_agents:
+        first = owner.setdefault(id(memories[a]), a)
+        if first != a:
+            raise ValueError(f"memories[{first!r}] and memories[{a!r}] are the same instance: every agent needs a memory of its own "
+                             f"(each step writes each agent's slice into its memory), e.g. {{name: Memory(memory_size={rollouts}, "
+                             f"num_envs={num_envs}) for name in possible_agents}}.")
     for a in possible_agents:
         m = memories[a]
         lacking = [k for k in METHODS if not callable(getattr(m, k, None))]

@@ -144,3 +144,53 @@ def model_sizes(observation_spaces: Mapping[str, Space], action_spaces: Mapping[
         value = (critic_input_size(obs, g, centralized=centralized), 1)
         out.update({a: {"policy": policy, "value": value} for a in names})
     return {a: out[a] for a in agents}
+
+
+def _probe(net: nn.Module, n_in: int) -> torch.Tensor:
+    """``net`` run once, in eval mode and without gradients, on zeros ``[2, 1, n_in]`` (its training flag restored)."""
+    p = next(iter(net.parameters()), None)
+    dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
+    modes = [(m, m.training) for m in net.modules()]
+    net.eval()
+    try:
+        with torch.no_grad():
+            return net(torch.zeros(2, 1, n_in, dtype=dtype, device=p.device if p is not None else None))
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+def check_model_sizes(models: Mapping[str, Mapping[str, nn.Module | None]], observation_spaces: Mapping[str, Space],
+                      action_spaces: Mapping[str, Space], *, centralized: bool = True, state_dependent_std: bool = False) -> None:
+    """Every network of ``models`` (by agent name, as :func:`check_models` returns them) run once on zeros of the input
+    size :func:`model_sizes` gives; refused, naming the agent, the expected and the given size, when it does not take
+    that input or does not return ``[..., n_out]`` (a policy with too many logits would sample actions outside the space).
+
+    Example:
+        >>> import gymnasium as gym
+        >>> models = {"a_0": {"policy": nn.Linear(3, 5), "value": None}}
+        >>> check_model_sizes(models, {"a_0": gym.spaces.Box(-1, 1, (3,))}, {"a_0": gym.spaces.Discrete(3)})
+        Traceback (most recent call last):
+        ...
+        ValueError: models['a_0']['policy'] returns shape (2, 1, 5) for an input (2, 1, 3); expected (2, 1, 3): n_out=3 for action space Discrete(3) (mappo_td.agent.model_sizes gives (n_in, n_out) = (3, 3)); make its last layer give 3 outputs.
+    """
+    sizes = model_sizes(observation_spaces, action_spaces, centralized=centralized, state_dependent_std=state_dependent_std)
+    seen: set[int] = set()
+    for a, roles in models.items():
+        for role, net in roles.items():
+            if net is None or id(net) in seen:  # a shared instance is probed once
+                continue
+            seen.add(id(net))
+            n_in, n_out = sizes[a][role]
+            what = f"action space {action_spaces[a]}" if role == "policy" else "a value"
+            try:
+                out = _probe(net, n_in)
+            except Exception as err:  # noqa: BLE001 - any failure on the expected input is the user's network
+                raise ValueError(f"models[{a!r}][{role!r}] fails on an input (2, 1, {n_in}) ({type(err).__name__}: {err}); "
+                                 f"expected n_in={n_in} (mappo_td.agent.model_sizes gives (n_in, n_out) = {(n_in, n_out)}); "
+                                 f"make its first layer take {n_in} inputs.") from None
+            if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, 1, n_out):
+                got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise ValueError(f"models[{a!r}][{role!r}] returns shape {got} for an input (2, 1, {n_in}); expected (2, 1, {n_out}): "
+                                 f"n_out={n_out} for {what} (mappo_td.agent.model_sizes gives (n_in, n_out) = {(n_in, n_out)}); "
+                                 f"make its last layer give {n_out} outputs.")
