@@ -286,7 +286,7 @@ def _plot(args: argparse.Namespace) -> int:
 def _trainer_for_eval(path: str, overrides: dict[str, Any]):
     from mappo_td.trainer import MAPPOTrainer
 
-    overrides = {"progress": False, **overrides}
+    overrides = {"progress": False, **overrides, "experiment": {"checkpoint_interval": 0, "eval_interval": 0}}  # nor trains
     try:
         return MAPPOTrainer.from_checkpoint(path, overrides)
     except ValueError as err:

@@ -93,9 +93,9 @@ def _make_vmas(cfg: EnvConfig, n: int, device: torch.device | str, seed: int) ->
 PETTINGZOO_PACKAGES = ("mpe2", "pettingzoo.mpe", "pettingzoo.sisl", "pettingzoo.butterfly", "pettingzoo.classic")
 
 
-def _pettingzoo_task(name: str, max_steps: int, continuous_actions: bool, kwargs: dict):
-    """The task's parallel env (an AEC env where it has no parallel form: classic board games), with ``max_cycles``
-    and ``continuous_actions`` passed only where the task takes them."""
+def _pettingzoo_task(name: str, max_steps: int, continuous_actions: bool, kwargs: dict, render: bool = False):
+    """The task's parallel env (an AEC env where it has no parallel form: classic board games), with ``max_cycles``,
+    ``continuous_actions`` and (``render``) ``render_mode="rgb_array"`` passed only where the task takes them."""
     module = None
     for package in PETTINGZOO_PACKAGES:
         try:
@@ -111,8 +111,15 @@ def _pettingzoo_task(name: str, max_steps: int, continuous_actions: bool, kwargs
                          "simple_spread_v3 need mpe2: pip install -e \".[pettingzoo]\"; classic and butterfly tasks need "
                          "pip install \"pettingzoo[classic,butterfly]\").")
     raw = getattr(module, "raw_env", None)
-    takes = set(inspect.signature(raw).parameters) if raw is not None else {"max_cycles", "continuous_actions"}
+    params = inspect.signature(raw).parameters.values() if raw is not None else ()
+    takes = {p.name for p in params} if raw is not None else {"max_cycles", "continuous_actions", "render_mode"}
     kw = {k: v for k, v in (("max_cycles", max_steps), ("continuous_actions", continuous_actions)) if k in takes}
+    if render:  # a task taking **kwargs may take render_mode too
+        if "render_mode" not in takes and not any(p.kind is p.VAR_KEYWORD for p in params):
+            raise ValueError(f"PettingZoo task {name!r} cannot render frames (it takes no render_mode); turn rendering off.")
+        kw["render_mode"] = "rgb_array"
+    if [k for k in kwargs if k in kw]:
+        raise ValueError(f"env.scenario_kwargs {[k for k in kwargs if k in kw]} are set by mappo_td: give max_cycles as env.max_steps.")
     make = getattr(module, "parallel_env", None) or module.env
     try:
         return make(**kw, **kwargs)
@@ -170,8 +177,10 @@ def group_map(env: EnvBase) -> dict[str, list[str]]:
     return {str(g): list(a) for g, a in dict(gm).items()}
 
 
-def make_env(cfg: EnvConfig, device: torch.device | str = "cpu", seed: int = 0, num_envs: int | None = None) -> EnvBase:
-    """Build the environment described by ``cfg`` (``num_envs`` overrides ``cfg.num_envs``).
+def make_env(cfg: EnvConfig, device: torch.device | str = "cpu", seed: int = 0, num_envs: int | None = None,
+             render: bool = False) -> EnvBase:
+    """Build the environment described by ``cfg`` (``num_envs`` overrides ``cfg.num_envs``; ``render``: PettingZoo tasks
+    are made with ``render_mode="rgb_array"``, for :func:`~mappo_td.train.render.render_frame`; VMAS renders on demand).
 
     Example:
         >>> env = make_env(EnvConfig(num_envs=4, max_steps=10))
@@ -188,10 +197,10 @@ def make_env(cfg: EnvConfig, device: torch.device | str = "cpu", seed: int = 0, 
         warnings.filterwarnings("ignore", message="PettingZoo in TorchRL is tested using version", category=UserWarning)
 
         def one() -> EnvBase:  # masks on: (group, "mask") says who acts, (group, "action_mask") which actions are legal
-            task = _pettingzoo_task(cfg.scenario, cfg.max_steps, cfg.continuous_actions, scenario_kwargs(cfg))
+            task = _pettingzoo_task(cfg.scenario, cfg.max_steps, cfg.continuous_actions, scenario_kwargs(cfg), render)
             return PettingZooWrapper(task, categorical_actions=True, use_mask=True, device=device)
 
-        _pettingzoo_task(cfg.scenario, cfg.max_steps, cfg.continuous_actions, scenario_kwargs(cfg))  # clear errors first
+        _pettingzoo_task(cfg.scenario, cfg.max_steps, cfg.continuous_actions, scenario_kwargs(cfg), render)  # clear errors first
         limit = None if pettingzoo_time_limit(cfg.scenario) else cfg.max_steps
         env = TransformedEnv(ParallelEnv(n, one) if pettingzoo_workers(cfg, n) > 1 else SerialEnv(n, one), StepCounter(max_steps=limit))
         env.set_seed(seed)

@@ -82,3 +82,57 @@ def validate(cfg: TrainConfig) -> None:
     _check(cfg.fast == "off" or sched_name in (None, "KLAdaptiveLR"),
            f"fast={cfg.fast!r} keeps the learning rate on the device: use learning_rate_scheduler='KLAdaptiveLR' "
            "(a device tensor), or fast='off' to use a torch.optim.lr_scheduler.")
+
+
+def checkpoint_times(interval: int, rollouts: int, timesteps: int, limit: int) -> list[int]:
+    """The first ``limit`` timesteps at which a run takes a checkpoint before its end (each one restarts every episode):
+    the first update (one every ``rollouts`` steps) at or past each multiple of ``interval``.
+
+    Example:
+        >>> checkpoint_times(100, 16, 4000, 4), checkpoint_times(40, 8, 100, 9)
+        ([112, 208, 304, 400], [40, 80])
+    """
+    times: list[int] = []
+    t = 0
+    while len(times) < limit:
+        t = -(-((t // interval + 1) * interval) // rollouts) * rollouts
+        if t >= timesteps:
+            break
+        times.append(t)
+    return times
+
+
+def check_checkpoint_interval(cfg: TrainConfig, episode: int | None) -> str | None:
+    """Refuse a ``checkpoint_interval`` under which episodes of ``episode`` steps (None: unknown, nothing checked) cannot
+    finish, since each checkpoint restarts every episode (so that a resumed run is exact); return a warning to show when
+    it is not a multiple of ``episode`` and so cuts the episodes running at each checkpoint short.
+
+    Example:
+        >>> from mappo_td import TrainConfig
+        >>> print(check_checkpoint_interval(TrainConfig(), 100))
+        None
+        >>> check_checkpoint_interval(TrainConfig.from_dict({"rollouts": 8, "experiment": {"checkpoint_interval": 40}}), 100)
+        Traceback (most recent call last):
+        ...
+        ValueError: checkpoint_interval=40 is shorter than an episode (100 steps): each checkpoint restarts every episode (so that a resumed run is exact), so no episode would ever finish. Use checkpoint_interval >= 104 (a multiple of 200 cuts no episode short) or 0 (a checkpoint only at the end).
+    """
+    interval, r = cfg.mappo.experiment.checkpoint_interval, cfg.mappo.rollouts
+    if not interval or episode is None:
+        return None
+    times = checkpoint_times(interval, r, cfg.timesteps, r // math.gcd(interval, r) + 2)  # the gaps repeat after that
+    gaps = [b - a for a, b in zip([0, *times], times)]
+    restart = "each checkpoint restarts every episode (so that a resumed run is exact)"
+    if gaps and min(gaps) < episode:
+        what = (f"checkpoint_interval={interval} is shorter than an episode ({episode} steps)" if set(gaps) == {interval} else
+                f"checkpoint_interval={interval} puts checkpoints as little as {min(gaps)} steps apart (they fall on updates, every "
+                f"rollouts={r} steps: at {', '.join(map(str, times[:3]))} ...), less than an episode ({episode} steps)")
+        never = "no episode would ever finish" if max(gaps) < episode else f"the episodes restarted less than {episode} steps before the next checkpoint never finish"
+        raise ValueError(f"{what}: {restart}, so {never}. Use checkpoint_interval >= {-(-episode // r) * r} (a multiple of "
+                         f"{math.lcm(episode, r)} cuts no episode short) or 0 (a checkpoint only at the end).")
+    cut = sorted({g % episode for g in gaps} - {0})
+    if interval % episode == 0 or not cut:
+        return None
+    steps = str(cut[0]) if len(cut) == 1 else f"{cut[0]} to {cut[-1]}"
+    return (f"checkpoint_interval={interval} is not a multiple of the episode length ({episode} steps): {restart}, cutting the "
+            f"episodes running then short after {steps} of their {episode} steps (the rest of them is never played, and they do "
+            f"not count in reward/episode_mean). A multiple of {math.lcm(episode, r)} cuts none.")

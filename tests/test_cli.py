@@ -1,9 +1,11 @@
 """The command line writes and reads its outputs, reports bad input, and has a flag for every field."""
 
 import csv
+import importlib
 import json
 
 import pytest
+import torch
 
 from mappo_td.cli import main
 
@@ -11,6 +13,7 @@ from mappo_td.cli import main
 def test_cli_train_writes_outputs_and_eval_reads_them(tmp_path, capsys):
     rc = main(["train", "--timesteps", "128", "--num-envs", "8", "--hidden-sizes", "16", "--device", "cpu", "--no-progress",
                "--directory", str(tmp_path), "--experiment-name", "cli", "--write-interval", "32", "--checkpoint-interval", "64",
+               "--max-steps", "64",
                "--discount-factor", '{"agent_0": 0.9, "agent_1": 0.95, "agent_2": 0.99}'])
     assert rc == 0
     run = tmp_path / "cli"
@@ -27,7 +30,7 @@ def test_cli_train_writes_outputs_and_eval_reads_them(tmp_path, capsys):
     from PIL import Image
 
     gif = Image.open(tmp_path / "ep.gif")
-    assert gif.n_frames >= 90 and gif.size[0] > 100  # one frame per step of the first 100-step episode
+    assert gif.n_frames >= 60 and gif.size[0] > 100  # one frame per step of the first 64-step episode
 
 
 def test_cli_reports_bad_input(tmp_path, capsys):
@@ -216,3 +219,59 @@ def test_unknown_preset_lists_the_presets(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--preset", "mappo-papers"])
     assert "invalid choice: 'mappo-papers' (choose from 'mappo-paper')" in capsys.readouterr().err
+
+
+TINY = ["--num-envs", "4", "--rollouts", "8", "--hidden-sizes", "16", "--no-progress", "--device", "cpu"]
+
+
+def test_a_checkpoint_interval_under_which_no_episode_finishes_is_refused_before_anything_is_written(tmp_path, capsys):
+    """Each checkpoint restarts every episode (exact resume): 40-step intervals and 100-step episodes would log no episode ever."""
+    assert main(["train", *TINY, "--checkpoint-interval", "40", "--timesteps", "240", "--directory", str(tmp_path / "runs")]) == 2
+    assert ("checkpoint_interval=40 is shorter than an episode (100 steps): each checkpoint restarts every episode (so that a "
+            "resumed run is exact), so no episode would ever finish. Use checkpoint_interval >= 104 (a multiple of 200 cuts no "
+            "episode short) or 0 (a checkpoint only at the end).") in capsys.readouterr().err
+    # 100 with rollouts 8: checkpoints fall on updates at 104, 200, 304 ...: 96 steps apart, still too short
+    assert main(["train", *TINY, "--checkpoint-interval", "100", "--timesteps", "240", "--directory", str(tmp_path / "runs")]) == 2
+    assert "puts checkpoints as little as 96 steps apart (they fall on updates, every rollouts=8 steps: at 104, 200" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_eval_and_resume_refuse_a_checkpoint_with_non_finite_parameters(tmp_path, capsys):
+    assert main(["train", *TINY, "--timesteps", "16", "--checkpoint-interval", "0", "--state-preprocessor", "RunningStandardScaler",
+                 "--directory", str(tmp_path), "--experiment-name", "r"]) == 0
+    path = tmp_path / "r" / "checkpoints" / "agent_16.pt"
+    state = torch.load(path, weights_only=True)
+    name = next(k for k in state["models"]["agents/policy"] if k.endswith("weight"))
+    state["models"]["agents/policy"][name].view(-1)[:3] = float("nan")
+    state["preprocessors"]["agents/state_preprocessor"]["running_variance"][0] = float("inf")
+    torch.save(state, path)
+    before = _snapshot(tmp_path)
+    capsys.readouterr()
+    assert main(["eval", str(path), "--episodes", "2", "--render", str(tmp_path / "ep.gif")]) == 2
+    err = capsys.readouterr().err
+    assert f"agents/policy: {name} has 3 non-finite values" in err and "earlier checkpoint" in err
+    assert "agents/state_preprocessor: running_variance has 1 non-finite value" in err
+    assert main(["train", "--resume", str(path), "--timesteps", "32"]) == 2
+    assert f"agents/policy: {name} has 3 non-finite values" in capsys.readouterr().err
+    assert _snapshot(tmp_path) == before  # no GIF, the run folder as it was
+
+
+def test_a_renderer_that_fails_is_reported_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    from mappo_td.train import RenderError
+
+    def no_display(*args, **kwargs):
+        raise RenderError("the environment cannot render frames here (no display).")
+
+    monkeypatch.setattr(importlib.import_module("mappo_td.train.render"), "render_frame", no_display)
+    monkeypatch.setattr(importlib.import_module("mappo_td.train.evaluate"), "render_frame", no_display)
+    flags = ["train", *TINY, "--timesteps", "16", "--checkpoint-interval", "0", "--directory", str(tmp_path / "runs"), "--experiment-name", "r"]
+    assert main([*flags, "--eval-interval", "8", "--eval-render"]) == 2
+    assert ("navigation: the environment cannot render frames here (no display). Train without --eval-render "
+            "(experiment.eval_render=false).") in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+    assert main(flags) == 0
+    before = _snapshot(tmp_path)
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "runs" / "r" / "checkpoints"), "--episodes", "2", "--render", str(tmp_path / "ep.gif")]) == 2
+    assert "navigation: the environment cannot render frames here (no display). Evaluate without --render" in capsys.readouterr().err
+    assert _snapshot(tmp_path) == before

@@ -218,3 +218,25 @@ def test_num_workers_must_match_num_envs_and_the_old_name_still_reads():
     assert TrainConfig.from_dict({"env": {"backend": "pettingzoo", "workers": 1}}).env.num_workers == 1
     with pytest.raises(ValueError, match="not both"):
         TrainConfig.from_dict({"env": {"workers": 1, "num_workers": 1}})
+
+
+def test_pettingzoo_renders_while_training_and_in_eval(tmp_path, capsys):
+    """--eval-render on an MPE task and mappo-td eval --render on an AEC board game: PettingZoo renders in its
+    constructor's render_mode, one GIF of the first env's first episode."""
+    pytest.importorskip("pettingzoo.classic.connect_four_v3")
+    from PIL import Image
+
+    from mappo_td.cli import main
+
+    tiny = ["--num-envs", "2", "--num-workers", "1", "--rollouts", "8", "--hidden-sizes", "16", "--no-progress", "--device", "cpu",
+            "--checkpoint-interval", "0", "--directory", str(tmp_path)]
+    assert main(["train", *tiny, "--scenario", "simple_spread_v3", "--backend", "pettingzoo", "--max-steps", "8", "--timesteps", "16",
+                 "--eval-interval", "16", "--eval-episodes", "2", "--eval-render", "--experiment-name", "mpe"]) == 0
+    assert Image.open(tmp_path / "mpe" / "eval" / "eval_16.gif").n_frames == 7  # the 8th step ends the episode
+    assert main(["train", *tiny, "--scenario", "connect_four_v3", "--backend", "pettingzoo", "--no-continuous-actions",
+                 "--timesteps", "8", "--experiment-name", "c4"]) == 0
+    gif = tmp_path / "c4.gif"
+    assert main(["eval", str(tmp_path / "c4" / "checkpoints"), "--episodes", "2", "--render", str(gif)]) == 0
+    frames = Image.open(gif)
+    assert 3 <= frames.n_frames <= 42 and frames.size == (891, 774)  # one game: a board per move until it ends
+

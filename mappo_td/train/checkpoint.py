@@ -173,8 +173,23 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         if not isinstance(part, dict) or part.get("model") != name:
             raise CheckpointError(f"{path.with_name(file)} does not hold model {name!r} of checkpoint {path}.")
         state["models"][name] = part["state_dict"]
+    _check_finite(state, path)
     state["path"] = str(path)
     return state
+
+
+def _check_finite(state: dict[str, Any], path: Path) -> None:
+    """Refuse a checkpoint whose model parameters, buffers or preprocessor statistics hold NaN/inf."""
+    bad = []
+    for section in ("models", "preprocessors"):
+        for name, sd in state[section].items() if isinstance(state[section], dict) else ():
+            for key, t in sd.items() if isinstance(sd, dict) else ():
+                if isinstance(t, torch.Tensor) and t.is_floating_point() and (n := int((~torch.isfinite(t)).sum())):
+                    bad.append(f"{name}: {key} has {n} non-finite value{'s' if n > 1 else ''}")
+    if bad:
+        more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
+        raise CheckpointError(f"{path} holds non-finite numbers ({'; '.join(bad[:3])}{more}): its policy cannot act. "
+                              "Evaluate or resume from an earlier checkpoint in the same folder.")
 
 
 def learner_state(learner: Learner) -> dict[str, Any]:

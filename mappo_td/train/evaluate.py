@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -13,11 +14,8 @@ from mappo_td.envs import make_env
 from mappo_td.models.recurrent import with_recurrent_state
 from mappo_td.train.checkpoint import CheckpointError, load_checkpoint, save_learner
 from mappo_td.train.learner import Learner
+from mappo_td.train.render import RenderError, render_frame
 from mappo_td.train.stats import episode_returns
-
-
-class RenderError(RuntimeError):
-    """The environment cannot render frames here."""
 
 
 @torch.no_grad()
@@ -40,25 +38,28 @@ def evaluate(learner: Learner, episodes: int = 10, render: str | None = None, en
     """
     cfg = learner.cfg
     reuse = env is None and learner.user_env
+    want = render is not None or frames is not None
     if env is None:
-        env = learner.env if reuse else make_env(cfg.env, learner.device, cfg.seed + 1, num_envs=min(episodes, cfg.env.num_envs))
+        n = min(episodes, cfg.env.num_envs)
+        env = learner.env if reuse else make_env(cfg.env, learner.device, cfg.seed + 1, num_envs=n, render=want)
     policy = TensorDictSequential(*[g.policy for g in learner.groups])
     env = with_recurrent_state(env, policy)  # recurrent policies: InitTracker + their state (no-op otherwise)
     returns: list[torch.Tensor] = []
-    want = render is not None or frames is not None
     frames = [] if frames is None else frames
 
     def grab(e: EnvBase, _: TensorDictBase) -> None:
         try:
-            frames.append(e.render(mode="rgb_array"))
-        except Exception as err:  # no display, no renderer for this scenario ...
-            raise RenderError(f"{cfg.env.scenario} cannot render headless here ({type(err).__name__}: {err}); "
-                              "evaluate without --render.") from None
+            frames.append(render_frame(e, cfg.env.backend))
+        except RenderError as err:
+            raise RenderError(f"{cfg.env.scenario}: {err} Evaluate without --render (train without --eval-render).") from None
 
     with set_interaction_type(InteractionType.DETERMINISTIC):
         while sum(len(r) for r in returns) < episodes:
-            td = env.rollout(cfg.env.max_steps, policy, break_when_any_done=False, callback=grab if want and not frames else None)
+            grabbing = want and not frames
+            td = env.rollout(cfg.env.max_steps, policy, break_when_any_done=False, callback=grab if grabbing else None)
             done = td.get(("next", "done")).squeeze(-1)
+            if grabbing:
+                _keep_first_episode(frames, done)
             first = done.long().cumsum(-1).eq(1) & done  # the first episode end of each env
             if not bool(first.any()):
                 raise ValueError(f"no episode ended within env.max_steps={cfg.env.max_steps} steps; evaluation counts whole episodes.")
@@ -71,14 +72,22 @@ def evaluate(learner: Learner, episodes: int = 10, render: str | None = None, en
     return {"episodes": float(len(ret)), "return_mean": float(ret.mean()), "return_std": float(ret.std()) if len(ret) > 1 else 0.0}
 
 
-def write_animation(frames: list, path: str) -> None:
-    """Write RGB ``frames`` to a GIF at ``path`` (needs Pillow).
+def _keep_first_episode(frames: list, done: torch.Tensor) -> None:
+    """Drop the frames after the first env's first episode (``frames[t]``: the frame after step ``t``, which shows the
+    next episode's start when step ``t`` ended one)."""
+    first = done.reshape(-1, done.shape[-1])[0]
+    if bool(first.any()):
+        del frames[max(int(first.float().argmax()), 1):]
+
+
+def write_animation(frames: list, path: str | Path) -> None:
+    """Write RGB ``frames`` to a GIF at ``path``, atomically (needs Pillow).
 
     Example:
         >>> write_animation([], "x.gif")
         Traceback (most recent call last):
         ...
-        mappo_td.train.evaluate.RenderError: the environment rendered no frames; this scenario cannot render headless here.
+        mappo_td.train.render.RenderError: the environment rendered no frames; this scenario cannot render headless here.
     """
     if not frames or not hasattr(frames[0], "shape"):
         raise RenderError("the environment rendered no frames; this scenario cannot render headless here.")
@@ -87,7 +96,13 @@ def write_animation(frames: list, path: str) -> None:
     except ImportError:
         raise RenderError("rendering to a GIF needs Pillow: pip install pillow") from None
     images = [Image.fromarray(f) for f in frames]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=50, loop=0)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=50, loop=0)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class PeriodicEval:
@@ -121,7 +136,7 @@ class PeriodicEval:
         self.episodes, self.render = x.eval_episodes, x.eval_render
         self.frames: list | None = None  # the last evaluation's first episode, with eval_render
         cfg = learner.cfg
-        self.env = make_env(cfg.env, learner.device, cfg.seed + 1, num_envs=min(self.episodes, cfg.env.num_envs))
+        self.env = make_env(cfg.env, learner.device, cfg.seed + 1, num_envs=min(self.episodes, cfg.env.num_envs), render=self.render)
         self.best_path = self.run_dir / "checkpoints" / "best_agent.pt"
         self.best = -float("inf")
         if self.best_path.exists():
@@ -133,12 +148,12 @@ class PeriodicEval:
     def run(self) -> dict[str, float]:
         """Evaluate now; returns the log columns (and keeps ``best_agent.pt``)."""
         lrn = self.learner
-        gif = None
         self.frames = [] if self.render else None
-        if self.render and lrn.rank == 0:
+        res = evaluate(lrn, self.episodes, env=self.env, frames=self.frames)
+        if self.render and lrn.rank == 0:  # the folder only with a GIF to put in it
             gif = self.run_dir / "eval" / f"eval_{lrn.timestep}.gif"
             gif.parent.mkdir(parents=True, exist_ok=True)
-        res = evaluate(lrn, self.episodes, render=str(gif) if gif is not None else None, env=self.env, frames=self.frames)
+            write_animation(self.frames, str(gif))
         if res["return_mean"] > self.best:
             self.best = res["return_mean"]
             save_learner(lrn, self.best_path, extra={"eval_return": self.best})  # every rank calls it; rank 0 writes

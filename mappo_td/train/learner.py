@@ -7,7 +7,9 @@ are functions of it, and :class:`~mappo_td.MAPPOTrainer` is the facade over all 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -17,9 +19,9 @@ from torch import nn
 from torchrl.collectors import Collector
 from torchrl.envs import EnvBase
 
-from mappo_td.config import TrainConfig
+from mappo_td.config import EnvConfig, TrainConfig
 from mappo_td.envs import group_map as env_group_map
-from mappo_td.envs import make_env, resolve_device, with_episode_stats
+from mappo_td.envs import make_env, pettingzoo_time_limit, resolve_device, with_episode_stats
 from mappo_td.fast import accelerate
 from mappo_td.keys import NestedKey
 from mappo_td.models.recurrent import recurrent_states, with_recurrent_state
@@ -27,8 +29,10 @@ from mappo_td.train.acting import ActingPolicy
 from mappo_td.train.build import Group, build_groups
 from mappo_td.train.data import update_keys
 from mappo_td.train.distributed import all_reduce_sum, broadcast_state, init_distributed, rank_seed, world
+from mappo_td.train.render import check_render
 from mappo_td.train.stats import TrainingStats, finite_keys
 from mappo_td.train.step import masked_update_step, update_step
+from mappo_td.validation import check_checkpoint_interval
 
 
 @dataclass
@@ -72,8 +76,51 @@ def check_device(cfg: TrainConfig) -> torch.device:
     return device
 
 
+def episode_length(cfg: EnvConfig) -> int | None:
+    """The time limit that ends every episode of ``cfg``'s environment (``max_steps``: VMAS, and PettingZoo tasks that
+    have one of their own, their ``max_cycles``), or None where episodes end by themselves (classic board games).
+
+    Example:
+        >>> episode_length(EnvConfig(max_steps=50)), episode_length(EnvConfig(backend="pettingzoo", scenario="connect_four_v3"))
+        (50, None)
+    """
+    return cfg.max_steps if cfg.backend == "vmas" or pettingzoo_time_limit(cfg.scenario) else None
+
+
+def check_run(cfg: TrainConfig, device: torch.device, rank: int = 0) -> None:
+    """What can only be checked against the environment ``cfg`` builds, before anything is run or written: a
+    ``checkpoint_interval`` under which episodes never finish (refused; one that cuts them short: a warning, from
+    rank 0), and, with ``eval_render``, that the environment renders frames.
+
+    Example:
+        >>> check_run(TrainConfig.from_dict({"experiment": {"checkpoint_interval": 40}}), torch.device("cpu"))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: checkpoint_interval=40 puts checkpoints as little as 32 steps apart (...), less than an episode (100 steps): ...
+    """
+    warning = check_checkpoint_interval(cfg, episode_length(cfg.env))
+    if warning and rank == 0:
+        warnings.warn(warning, stacklevel=3)
+    x = cfg.mappo.experiment
+    if x.eval_interval and x.eval_render:
+        check_render(cfg.env, device)
+
+
+def sized_to(cfg: TrainConfig, env: EnvBase) -> TrainConfig:
+    """``cfg`` with ``env.num_envs`` set to the number of environments ``env`` steps at once (its batch size), which wins.
+
+    Example:
+        >>> from mappo_td.envs import EnvConfig
+        >>> sized_to(TrainConfig(), make_env(EnvConfig(num_envs=3))).env.num_envs
+        3
+    """
+    n = env.batch_size.numel()
+    return cfg if cfg.env.num_envs == n else dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, num_envs=n))
+
+
 def build_learner(cfg: TrainConfig, env: EnvBase | None = None, models: Mapping[str, Mapping[str, nn.Module]] | None = None) -> Learner:
-    """Seed, then build everything a run needs from ``cfg`` (``env``: use this TorchRL multi-agent env instead of ``cfg.env``;
+    """Check (:func:`check_run`), seed, then build everything a run needs from ``cfg`` (``env``: use this TorchRL multi-agent
+    env instead of ``cfg.env``, its batch size as ``env.num_envs``;
     ``models``: by group, ``{"policy": network, "value": network}`` in place of the MLPs, see :func:`~mappo_td.train.build.build_group`).
 
     Under ``torchrun`` (several processes) this joins the process group, seeds each rank's
@@ -90,6 +137,10 @@ def build_learner(cfg: TrainConfig, env: EnvBase | None = None, models: Mapping[
     rank, world_size = world()
     torch.manual_seed(cfg.seed)
     user_env = env is not None
+    if user_env:  # its own size wins: frames, config.json and the collector follow it
+        cfg = sized_to(cfg, env)
+    else:
+        check_run(cfg, device, rank)
     env = with_episode_stats(env) if user_env else make_env(cfg.env, device, rank_seed(cfg.seed, rank))
     gmap = env_group_map(env)
     groups = build_groups(cfg, env.observation_spec, env.full_action_spec, gmap, device, models)

@@ -139,9 +139,10 @@ def train(learner: Learner, logger: RunLogger) -> dict[str, Any]:
     The first SIGINT (Ctrl-C) or SIGTERM finishes the current update, logs a row, writes a checkpoint and raises
     :class:`~mappo_td.train.interrupt.Interrupted`; a second one aborts at once (``KeyboardInterrupt``). With
     ``experiment.eval_interval`` the row also holds ``eval/return_mean`` (see
-    :class:`~mappo_td.train.evaluate.PeriodicEval`). Under torchrun every rank runs it (rows count every rank's frames; rank 0's ``logger``
-    writes, the others' is a :class:`~mappo_td.train.logging.NullLogger`); a failed or
-    timed-out collective (a rank died) raises :class:`~mappo_td.train.distributed.DistributedError`.
+    :class:`~mappo_td.train.evaluate.PeriodicEval`); an evaluation that raises still leaves its row (NaN eval
+    columns) and a checkpoint at that timestep, then its error propagates. Under torchrun every rank runs it (rows
+    count every rank's frames; rank 0's ``logger`` writes, the others' is a :class:`~mappo_td.train.logging.NullLogger`);
+    a failed or timed-out collective (a rank died) raises :class:`~mappo_td.train.distributed.DistributedError`.
 
     Example:
         >>> import tempfile
@@ -168,6 +169,7 @@ def _train(learner: Learner, logger: RunLogger) -> dict[str, Any]:
     next_write, next_ckpt = _next(learner.timestep, x.write_interval), _next(learner.timestep, x.checkpoint_interval)
     next_eval = _next(learner.timestep, x.eval_interval)
     t_start, wall_before = time.perf_counter(), learner.wall_s
+    failed: Exception | None = None
     with graceful_stop() as stop:
         while learner.timestep < cfg.timesteps:
             # 1. collect `rollouts` steps from every env with the current stochastic policy
@@ -197,17 +199,16 @@ def _train(learner: Learner, logger: RunLogger) -> dict[str, Any]:
                 fps = frames_log * world / (time.perf_counter() - t_log)  # every rank collects as many frames
                 last_row = log_row(learner, fps)
                 if evaluator is not None:
-                    last_row.update(evaluator.run() if evaluating else dict.fromkeys(PeriodicEval.COLUMNS, math.nan))
-                    if evaluating and evaluator.frames:
-                        logger.log_frames("eval/episode", evaluator.frames, learner.timestep)
+                    last_row.update(dict.fromkeys(PeriodicEval.COLUMNS, math.nan))
+                    failed = _evaluate(evaluator, logger, last_row) if evaluating else None
                     next_eval = _next(learner.timestep, x.eval_interval)
                 logger.write(last_row)
                 t_log, frames_log = time.perf_counter(), 0
                 next_write = _next(learner.timestep, x.write_interval)
-            if stopping:
+            if stopping or failed is not None:  # an evaluation that failed loses neither the row nor the training
                 path = _checkpoint(learner, logger)
                 _close(bar, logger)
-                raise Interrupted(learner.timestep, path)
+                raise failed or Interrupted(learner.timestep, path)
             if learner.timestep >= next_ckpt and learner.timestep < cfg.timesteps:
                 _checkpoint(learner, logger)
                 next_ckpt = _next(learner.timestep, x.checkpoint_interval)
@@ -216,6 +217,18 @@ def _train(learner: Learner, logger: RunLogger) -> dict[str, Any]:
     _close(bar, logger)
     return {**last_row, "timestep": learner.timestep, "iteration": learner.iteration, "updates": learner.updates,
             "checkpoint": str(path), "run_dir": str(logger.run_dir)}
+
+
+def _evaluate(evaluator: PeriodicEval, logger: RunLogger, row: dict[str, Any]) -> Exception | None:
+    """Evaluate into ``row`` (and the loggers' frames); the error instead, when it fails, for the loop to raise once the
+    row and a checkpoint are written."""
+    try:
+        row.update(evaluator.run())
+        if evaluator.frames:
+            logger.log_frames("eval/episode", evaluator.frames, row["timestep"])
+    except Exception as err:
+        return err
+    return None
 
 
 def _close(bar: Progress | None, logger: RunLogger) -> None:

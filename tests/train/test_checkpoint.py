@@ -108,7 +108,8 @@ def test_nan_reward_stops_the_run_and_keeps_the_last_good_checkpoint():
     def shaper(reward, timestep, timesteps):
         return reward + (float("nan") if timestep >= 40 else 0.0)
 
-    t = MAPPOTrainer(small_config(timesteps=80, rewards_shaper=shaper, experiment={"checkpoint_interval": 16, "write_interval": 16}))
+    t = MAPPOTrainer(small_config(timesteps=80, rewards_shaper=shaper, env={"max_steps": 16},
+                                  experiment={"checkpoint_interval": 16, "write_interval": 16}))
     with pytest.raises(NonFiniteError, match=r"\('next', 'agents', 'reward'\)"):
         t.train()
     ckpt = Path(t.run_dir) / "checkpoints"
@@ -131,7 +132,7 @@ def test_empty_and_incomplete_checkpoints_are_refused_clearly(tmp_path):
 
 
 def test_checkpoint_files_are_readable_like_other_outputs_and_rotate(tmp_path):
-    t = MAPPOTrainer(small_config(timesteps=80, experiment={"directory": str(tmp_path), "experiment_name": "r",
+    t = MAPPOTrainer(small_config(timesteps=80, env={"max_steps": 16}, experiment={"directory": str(tmp_path), "experiment_name": "r",
                                                              "checkpoint_interval": 16, "keep_checkpoints": 2}))
     t.train()
     ckpts = sorted((tmp_path / "r" / "checkpoints").glob("*.pt"))
@@ -143,8 +144,8 @@ def test_checkpoint_files_are_readable_like_other_outputs_and_rotate(tmp_path):
 
 
 def _run(tmp_path, timesteps, **exp):
-    return small_config(timesteps=timesteps, experiment={"directory": str(tmp_path), "experiment_name": "r", "checkpoint_interval": 16,
-                                                         "write_interval": 16, **exp})
+    return small_config(timesteps=timesteps, env={"max_steps": 16}, experiment={"directory": str(tmp_path), "experiment_name": "r",
+                                                                                  "checkpoint_interval": 16, "write_interval": 16, **exp})
 
 
 def test_resuming_an_older_checkpoint_never_destroys(tmp_path):
