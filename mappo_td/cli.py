@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
@@ -28,6 +29,7 @@ from typing import Any
 from mappo_td.config import EnvConfig, ExperimentConfig, MAPPOConfig, ModelConfig, TrainConfig, merge_config
 from mappo_td.plot import SEED_SUFFIX
 from mappo_td.presets import PRESETS, preset
+from mappo_td.schema import did_you_mean
 
 SECTIONS = (("MAPPO (skrl's MAPPO_DEFAULT_CONFIG keys)", MAPPOConfig, ("mappo",)), ("experiment", ExperimentConfig, ("mappo", "experiment")),
             ("environment", EnvConfig, ("env",)), ("model", ModelConfig, ("model",)), ("run", TrainConfig, ()))
@@ -152,6 +154,24 @@ def describe(err: BaseException) -> str:
             "(set MAPPO_TD_DEBUG=1 for the traceback)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but an unknown flag is reported by the command it was given to (its usage line), with close matches."""
+
+    commands: dict[str, argparse.ArgumentParser] = {}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **{"allow_abbrev": False, **kwargs})  # a flag is named in full: --num-env is a typo, not --num-envs
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:
+        ns, extra = self.parse_known_args(args, namespace)
+        if extra:
+            target = self.commands.get(getattr(ns, "command", None), self)
+            flags = [s for a in target._actions for s in a.option_strings]
+            unknown = [e.split("=", 1)[0] for e in extra if e.startswith("-")]
+            target.error(f"unrecognized arguments: {' '.join(extra)}{did_you_mean(unknown, flags)}")
+        return ns
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``mappo-td`` argument parser (``train`` and ``eval``).
 
@@ -160,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
         >>> _overrides(args)
         {'mappo': {'rollouts': 32, 'lambda': 0.9}, 'model': {'share_params': False}}
     """
-    parser = argparse.ArgumentParser(prog="mappo-td", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="mappo-td", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
     train = sub.add_parser("train", help="train MAPPO (no arguments: VMAS navigation)")
     train.add_argument("--config", help="JSON/YAML config: the typed layout or skrl's MAPPO_DEFAULT_CONFIG keys; flags override it")
@@ -184,7 +204,28 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--episodes", type=_positive_int, default=10, help="number of episodes (default: 10)")
     ev.add_argument("--device", default=None, help="override the device (default: the one trained on, if available)")
     ev.add_argument("--render", metavar="GIF", default=None, help="write the first episode of the first env to this GIF (needs a headless renderer)")
+    parser.commands = {"train": train, "plot": pl, "eval": ev}
     return parser
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """The command line (no command: ``train``), with the checks between flags argparse cannot express (exit 2)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["train", *argv]
+    args = parser.parse_args(argv)
+    if args.command != "train":
+        return args
+    train = parser.commands["train"]
+    if not args.resume and (args.fork or args.overwrite_later):
+        train.error("--fork and --overwrite-later go with --resume")
+    if args.seeds and args.resume:
+        train.error("--seeds starts new runs; it does not go with --resume (resume each seed's run on its own)")
+    if args.seeds and len(set(args.seeds)) < len(args.seeds):
+        twice = sorted({s for s in args.seeds if args.seeds.count(s) > 1})
+        train.error(f"--seeds {' '.join(map(str, args.seeds))}: seed(s) {twice} given twice; each seed trains one run (<name>_seed<N>)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,13 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         >>> main(["train", "--rollouts", "0"])
         2
     """
-    args = build_parser().parse_args(argv)
-    if args.command is None:
-        args = build_parser().parse_args(["train", *(argv or [])])
-    if (args.command == "train" and not args.resume) and (args.fork or args.overwrite_later):
-        build_parser().error("--fork and --overwrite-later go with --resume")
-    if args.command == "train" and args.seeds and args.resume:
-        build_parser().error("--seeds starts new runs; it does not go with --resume (resume each seed's run on its own)")
+    args = _parse(argv)
     if args.command == "plot":
         return _plot(args)
     import logging
@@ -226,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{int(result['episodes'])} episodes: mean return {result['return_mean']:.4f} (std {result['return_std']:.4f})")
     except Interrupted as err:
         say(f"mappo-td: stopped at timestep {err.timestep}; checkpoint {err.checkpoint}. Continue with:\n"
-            f"  mappo-td train --resume {err.checkpoint}", file=sys.stderr, flush=True)
+            f"  {_resume_command(err.checkpoint, world()[1])}", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         print("mappo-td: aborted; nothing was written after the last checkpoint.", file=sys.stderr)
@@ -245,28 +280,63 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _resume_command(checkpoint: Path, world_size: int) -> str:
+    """The command that continues a run stopped at ``checkpoint`` (torchrun's, with as many processes, when it ran under it)."""
+    if world_size == 1:
+        return f"mappo-td train --resume {checkpoint}"
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+    nodes = f"--nnodes {world_size // local} " if local != world_size else ""
+    return f"torchrun {nodes}--nproc-per-node {local} $(which mappo-td) train --resume {checkpoint}"
+
+
+def _seed_configs(args: argparse.Namespace, d: dict[str, Any]) -> list[dict[str, Any]]:
+    """The config of each run: one, or one per ``--seeds`` entry into sibling folders ``<name>_seed<N>``."""
+    if not args.seeds:
+        return [d]
+    base = TrainConfig.from_dict(d).mappo.experiment.experiment_name or f"{time.strftime('%y-%m-%d_%H-%M-%S')}_MAPPO"
+    return [merge_config(d, {"seed": s, "experiment": {"experiment_name": f"{SEED_SUFFIX.sub('', base)}_seed{s}"}}) for s in args.seeds]
+
+
+def _episode_result(summary: dict[str, Any], start: int, cfg: TrainConfig) -> str:
+    reward = summary.get("reward/episode_mean", math.nan)
+    if math.isfinite(reward):
+        return f"mean episode reward {reward:.4f}"
+    whole = summary["timestep"] - start <= cfg.mappo.experiment.write_interval  # the last row covers the whole session
+    return (f"no episode finished {'yet' if whole else 'since the last log row'} "
+            f"(an episode lasts up to max_steps={cfg.env.max_steps} timesteps)")
+
+
 def _train_runs(args: argparse.Namespace, d: dict[str, Any], say: Any) -> None:
     """Train (or resume) once, or once per ``--seeds`` entry into sibling folders ``<name>_seed<N>``."""
+    from mappo_td.train.distributed import launched_world_size
+    from mappo_td.train.logging import new_run_dir
+    from mappo_td.train.run_folder import check_new_run_dir
     from mappo_td.trainer import MAPPOTrainer
 
+    configs = _seed_configs(args, d)
+    for c in configs if not args.resume and launched_world_size() == 1 else []:  # refuse before any training (torchrun: rank 0, later)
+        cfg = TrainConfig.from_dict(c)
+        if cfg.mappo.experiment.experiment_name:
+            check_new_run_dir(new_run_dir(cfg))
     runs = []
-    if args.seeds:  # one name for all seeds (a timestamp when none is given)
-        base = TrainConfig.from_dict(d).mappo.experiment.experiment_name or f"{time.strftime('%y-%m-%d_%H-%M-%S')}_MAPPO"
-    for seed in args.seeds or [None]:
-        if seed is not None:
-            d = merge_config(d, {"seed": seed, "experiment": {"experiment_name": f"{SEED_SUFFIX.sub('', base)}_seed{seed}"}})
+    for c in configs:
         if args.resume:
-            trainer = MAPPOTrainer.from_checkpoint(args.resume, d, fork=args.fork, overwrite_later=args.overwrite_later)
-            say(f"resuming {args.resume} at timestep {trainer.timestep}", flush=True)
+            trainer = MAPPOTrainer.from_checkpoint(args.resume, c, fork=args.fork, overwrite_later=args.overwrite_later)
+            changed = trainer.resume.changes
+            say(f"resuming {args.resume} at timestep {trainer.timestep}"
+                + (f"; changed from the checkpoint: {', '.join(changed)}" if changed else ""), flush=True)
         else:
-            trainer = MAPPOTrainer(TrainConfig.from_dict(d))
-        c, n = trainer.cfg, trainer.learner.world_size
+            trainer = MAPPOTrainer(TrainConfig.from_dict(c))
+        cfg, n, start = trainer.cfg, trainer.learner.world_size, trainer.timestep
         procs = f" in each of {n} processes (torchrun)" if n > 1 else ""
-        say(f"MAPPO on {c.env.backend}/{c.env.scenario}: {c.env.num_envs} envs x {c.mappo.rollouts} steps per update{procs}, "
-            f"{c.timesteps} timesteps, seed {c.seed}, device {trainer.device}", flush=True)
+        end = cfg.end_timestep(start)
+        ends = f" (the run ends at timestep {end}: updates come in rollouts={cfg.mappo.rollouts} steps)" if end != cfg.timesteps else ""
+        if start < cfg.timesteps:  # else train() says why there is nothing to do
+            say(f"MAPPO on {cfg.env.backend}/{cfg.env.scenario}: {cfg.env.num_envs} envs x {cfg.mappo.rollouts} steps per update{procs}, "
+                f"{cfg.timesteps} timesteps{ends}, seed {cfg.seed}, device {trainer.device}", flush=True)
         summary = trainer.train()
         runs.append(summary["run_dir"])
-        say(f"done: mean episode reward {summary.get('reward/episode_mean', float('nan')):.4f} at timestep {summary['timestep']}; "
+        say(f"done: {_episode_result(summary, start, cfg)} at timestep {summary['timestep']}; "
             f"logs in {summary['run_dir']}, checkpoint {summary['checkpoint']}")
     say(f"learning curve{'s' if len(runs) > 1 else ''}: mappo-td plot {' '.join(runs)}")
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mappo_td.env_section import pettingzoo_env_defaults
-from mappo_td.schema import Bounds, coerce, field_key
+from mappo_td.schema import Bounds, coerce, did_you_mean, field_key
 from mappo_td.schema import config_field as _f
 from mappo_td.skrl_compat import from_skrl, resolve_auto_intervals
 from mappo_td.validation import BODIES, FAST_MODES, VALUE_CLIP_FORMS, VALUE_LOSSES, validate
@@ -112,7 +112,6 @@ class EnvConfig:
     scenario_kwargs: dict | None = _f(None, "scenario kwargs (JSON); default: {\"n_agents\": 3} for VMAS navigation, else {}")
 
 
-
 @dataclass
 class ModelConfig:
     """The networks."""
@@ -161,6 +160,13 @@ class TrainConfig:
     def minibatch_size(self) -> int:
         """Frames per minibatch."""
         return self.frames_per_iteration // self.mappo.mini_batches
+
+    def end_timestep(self, start: int = 0) -> int:
+        """Where a run at timestep ``start`` ends: the first ``start + k·rollouts`` at or past ``timesteps``. Example:
+        >>> TrainConfig.from_dict({"timesteps": 300, "rollouts": 8}).end_timestep()
+        304
+        """
+        return start + max(0, -(-(self.timesteps - start) // self.mappo.rollouts)) * self.mappo.rollouts
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
@@ -229,7 +235,7 @@ def typed_dict(d: Mapping[str, Any]) -> dict[str, Any]:
         mappo[k] = d.pop(k)
     unknown = [k for k in d if k not in top]
     if unknown:
-        raise ValueError(f"unknown config key(s) {unknown}; valid top-level keys: {sorted(top | mappo_keys)}")
+        raise ValueError(f"unknown config key(s) {unknown}{did_you_mean(unknown, top | mappo_keys)}; valid top-level keys: {sorted(top | mappo_keys)}")
     if mappo:
         d["mappo"] = mappo
     return d
@@ -273,7 +279,7 @@ def _coerced(cls: type, d: Mapping[str, Any], where: str) -> dict[str, Any]:
     fields = {field_key(f): f for f in dataclasses.fields(cls)}
     unknown = [k for k in d if k not in fields]
     if unknown:
-        raise ValueError(f"unknown key(s) {unknown} in {where!r}; valid keys: {sorted(fields)}")
+        raise ValueError(f"unknown key(s) {unknown} in {where!r}{did_you_mean(unknown, set(fields))}; valid keys: {sorted(fields)}")
     hints = typing.get_type_hints(cls)
     return {fields[k].name: coerce(f"{where}.{k}" if where else k, v, hints[fields[k].name]) for k, v in d.items()}
 

@@ -9,6 +9,7 @@ anything else is an error that names the field, the value and the expected type.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 import types
@@ -29,6 +30,23 @@ def config_field(default: Any, help: str, **kw: Any) -> Any:
 def field_key(f: dataclasses.Field) -> str:
     """The user-facing name of a field (metadata ``key``, e.g. ``lambda`` for ``lambda_``), else its name."""
     return f.metadata.get("key", f.name)
+
+
+def did_you_mean(unknown: list[str], valid: list[str] | set[str]) -> str:
+    """`` (did you mean ...?)``: the closest name among ``valid`` to each name in ``unknown`` that has one (``""`` when none).
+
+    Example:
+        >>> did_you_mean(["learning_rat"], ["learning_rate", "learning_epochs", "lambda"]), did_you_mean(["zzz"], ["lambda"])
+        (" (did you mean 'learning_rate'?)", '')
+        >>> did_you_mean(["--num-env", "--timestep"], ["--num-envs", "--timesteps", "--seed"])
+        " (did you mean '--num-envs' for '--num-env', '--timesteps' for '--timestep'?)"
+    """
+    close = {k: m[0] for k in unknown if (m := difflib.get_close_matches(k, sorted(valid), n=1, cutoff=0.6))}
+    if not close:
+        return ""
+    if len(unknown) == 1:
+        return f" (did you mean {next(iter(close.values()))!r}?)"
+    return f" (did you mean {', '.join(f'{m!r} for {k!r}' for k, m in close.items())}?)"
 
 
 def check_in_bounds(name: str, values: list[float], b: Bounds) -> None:

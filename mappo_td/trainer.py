@@ -22,6 +22,8 @@ from mappo_td.train.distributed import collectives_named, on_rank0
 from mappo_td.train.evaluate import evaluate
 from mappo_td.train.learner import Learner, build_learner
 from mappo_td.train.logging import NullLogger, Resume, RunLogger, new_run_dir, prepare_resume
+from mappo_td.train.resume import apply_changes, config_changes, describe_changes, optimizer_settings
+from mappo_td.train.run_folder import RunLock, claim_run_dir, lock_run_dir
 
 
 class MAPPOTrainer:
@@ -41,6 +43,7 @@ class MAPPOTrainer:
         self.learner: Learner = build_learner(cfg, env)
         self.run_dir: Path | None = None  # set by train() (a new folder, or where a resumed run continues)
         self.resume: Resume | None = None  # set by from_checkpoint()
+        self._lock: RunLock | None = None  # rank 0, while train() runs: the run folder's lock
 
     # Views of the learner's state, for users and tests.
     cfg = property(lambda self: self.learner.cfg, doc="The configuration.")
@@ -60,12 +63,24 @@ class MAPPOTrainer:
         return loop.collect(self.learner)
 
     def train(self) -> dict[str, Any]:
-        """Run until ``cfg.timesteps``; returns a summary (last logged row, counters, paths)."""
+        """Run until ``cfg.timesteps`` (the first multiple of ``rollouts`` at or past it: :meth:`TrainConfig.end_timestep`);
+        returns a summary (last logged row, counters, paths).
+
+        The run folder is locked while it trains (see :mod:`mappo_td.train.run_folder`): a new run never writes into
+        a folder that holds one, and a run that another process trains now cannot be resumed.
+        """
         if self.timestep >= self.cfg.timesteps:
-            raise ValueError(f"nothing to train: the run is at timestep {self.timestep} and timesteps={self.cfg.timesteps}; "
-                             "pass a larger --timesteps to continue.")
+            state = ("is finished: it reached timestep" if self.cfg.end_timestep() == self.timestep else "is already past timesteps, at")
+            raise ValueError(f"nothing to train: the run {state} {self.timestep} (timesteps={self.cfg.timesteps}, in updates of "
+                             f"rollouts={self.cfg.mappo.rollouts} steps). To train it further, resume with a larger --timesteps, "
+                             f"e.g. --timesteps {2 * self.timestep}.")
         with collectives_named(lambda: self.timestep):
-            return self._train()
+            try:
+                return self._train()
+            finally:
+                if self._lock is not None:
+                    self._lock.release()
+                    self._lock = None
 
     def _train(self) -> dict[str, Any]:
         lrn = self.learner
@@ -77,13 +92,23 @@ class MAPPOTrainer:
                 raise CheckpointError(f"{r.checkpoint} was written by a run of {r.world_size} process(es); this run has "
                                       f"{lrn.world_size}. Resume with the same number (torchrun --nproc-per-node "
                                       f"{r.world_size} ..., or no torchrun for 1): each process continues its own environments.")
-            self.run_dir, self.resume = on_rank0(lambda: prepare_resume(r)), None
-        run_dir = on_rank0(lambda: self.run_dir or new_run_dir(self.cfg))  # torchrun: rank 0 names and writes the run
+        # torchrun: rank 0 names, claims (a new run) or locks (a resumed one) and writes the run; an error reaches every rank
+        run_dir = on_rank0(self._hold_run_dir)
+        self.run_dir, self.resume = run_dir, None
         made: dict[str, RunLogger] = {}
         on_rank0(lambda: made.setdefault("log", RunLogger(run_dir, self.cfg, purge_step=purge)) and None)  # an error there stops every rank
         logger = made.get("log") or NullLogger(run_dir)
         self.run_dir = logger.run_dir
         return loop.train(lrn, logger)
+
+    def _hold_run_dir(self) -> Path:
+        if self.resume is not None:
+            self._lock = prepare_resume(self.resume)
+        elif self.run_dir is not None:  # this trainer's own run (trained or saved before): continue there
+            self._lock = lock_run_dir(self.run_dir)
+        else:
+            self._lock = claim_run_dir(new_run_dir(self.cfg))
+        return self._lock.run_dir
 
     def evaluate(self, episodes: int = 10, render: str | None = None, env: EnvBase | None = None) -> dict[str, float]:
         """Mean return of the deterministic policy over ``episodes`` episodes (see :func:`mappo_td.train.evaluate.evaluate`)."""
@@ -100,7 +125,9 @@ class MAPPOTrainer:
     def save(self, path: str | Path | None = None) -> Path:
         """Write a checkpoint (default: ``<run>/checkpoints/agent_<timestep>.pt``), atomically."""
         if path is None:
-            self.run_dir = self.run_dir or new_run_dir(self.cfg)
+            if self.run_dir is None:  # a new run's folder: claimed like train()'s
+                self.run_dir = new_run_dir(self.cfg)
+                claim_run_dir(self.run_dir).release()
             path = self.run_dir / "checkpoints" / f"agent_{self.timestep}.pt"
         return save_learner(self.learner, path)
 
@@ -109,17 +136,21 @@ class MAPPOTrainer:
                         fork: str | None = None, overwrite_later: bool = False) -> MAPPOTrainer:
         """Rebuild the trainer saved at ``path`` (a file or a checkpoints folder) and restore its state. Loading writes nothing.
 
-        ``overrides`` (a config dict, merged over the saved one) can extend the run, e.g. ``{"timesteps": 10_000}``
-        (not below the checkpoint's timestep). :meth:`train` then continues in the checkpoint's run folder, which it
-        refuses when later checkpoints are there, unless ``fork`` (a new run folder beside it, by name) or
-        ``overwrite_later`` (see :func:`mappo_td.train.logging.prepare_resume`).
+        ``overrides`` (a config dict, merged over the saved one) can extend the run, e.g. ``{"timesteps": 10_000}``.
+        :meth:`train` then continues in the checkpoint's run folder, which it refuses when later checkpoints are there,
+        unless ``fork`` (a new run folder beside it, by name) or ``overwrite_later`` (see
+        :func:`mappo_td.train.logging.prepare_resume`). What may change from the checkpoint's config, and how: see
+        :mod:`mappo_td.train.resume`; ``trainer.resume.changes`` lists the changes.
         """
         state = load_checkpoint(path)
-        trainer = cls(TrainConfig.from_dict(merge_config(json.loads(state["config"]), overrides or {})), env=env)
+        saved = json.loads(state["config"])
+        cfg = TrainConfig.from_dict(merge_config(saved, overrides or {}))
+        changes = config_changes(saved, cfg)
+        trainer = cls(cfg, env=env)
+        settings = optimizer_settings(trainer.learner)
         trainer.load_state_dict(state)
-        if trainer.cfg.timesteps < trainer.timestep:
-            raise ValueError(f"timesteps={trainer.cfg.timesteps} is below the checkpoint's timestep {trainer.timestep}; "
-                             "a resumed run continues from there: pass a larger --timesteps.")
-        trainer.resume = Resume(Path(state["path"]), trainer.timestep, fork, overwrite_later, int(state.get("world_size", 1)))
+        apply_changes(trainer.learner, settings, changes)
+        trainer.resume = Resume(Path(state["path"]), trainer.timestep, fork, overwrite_later, int(state.get("world_size", 1)),
+                                describe_changes(changes))
         trainer.run_dir = Path(state["path"]).parent.parent
         return trainer

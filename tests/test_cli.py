@@ -275,3 +275,63 @@ def test_a_renderer_that_fails_is_reported_before_anything_is_written(tmp_path, 
     assert main(["eval", str(tmp_path / "runs" / "r" / "checkpoints"), "--episodes", "2", "--render", str(tmp_path / "ep.gif")]) == 2
     assert "navigation: the environment cannot render frames here (no display). Evaluate without --render" in capsys.readouterr().err
     assert _snapshot(tmp_path) == before
+
+
+TINY = ["train", "--num-envs", "4", "--rollouts", "8", "--hidden-sizes", "16", "--no-progress", "--device", "cpu"]
+
+
+@pytest.mark.parametrize("argv,usage,hint", [
+    (["train", "--num-env", "4"], "usage: mappo-td train", "unrecognized arguments: --num-env 4 (did you mean '--num-envs'?)"),
+    (["--timestep", "5"], "usage: mappo-td train", "(did you mean '--timesteps'?)"),  # no command: train
+    (["eval", "x", "--episode", "3"], "usage: mappo-td eval", "(did you mean '--episodes'?)"),
+])
+def test_an_unknown_flag_gets_its_commands_usage_and_close_matches(argv, usage, hint, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith(usage) and hint in err  # regression: the top-level usage, no hint
+
+
+def test_duplicate_seeds_are_refused_at_parse(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([*TINY, "--seeds", "3", "3", "--directory", str(tmp_path), "--experiment-name", "x"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith("usage: mappo-td train") and "--seeds 3 3: seed(s) [3] given twice" in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_run_shorter_than_an_episode_says_no_episode_finished(tmp_path, capsys):
+    assert main([*TINY, "--timesteps", "8", "--directory", str(tmp_path), "--experiment-name", "short"]) == 0
+    out = capsys.readouterr().out
+    assert "done: no episode finished yet (an episode lasts up to max_steps=100 timesteps) at timestep 8" in out and "nan" not in out
+
+
+def test_a_run_ending_past_timesteps_says_so_evaluates_and_resumes(tmp_path, capsys):
+    flags = [*TINY, "--directory", str(tmp_path), "--experiment-name", "r"]
+    assert main([*flags, "--timesteps", "12"]) == 0
+    assert "12 timesteps (the run ends at timestep 16: updates come in rollouts=8 steps)" in capsys.readouterr().out
+    ckpts = str(tmp_path / "r" / "checkpoints")
+    assert main(["eval", ckpts, "--episodes", "1"]) == 0  # regression: "timesteps=12 is below the checkpoint's timestep 16"
+    assert main(["train", "--resume", ckpts]) == 2
+    assert "the run is finished: it reached timestep 16 (timesteps=12" in capsys.readouterr().err
+    assert main(["train", "--resume", ckpts, "--timesteps", "24", "--learning-rate", "0.05"]) == 0
+    out = capsys.readouterr().out
+    assert f"resuming {ckpts} at timestep 16; changed from the checkpoint: learning_rate 0.001 -> 0.05, timesteps 12 -> 24" in out
+
+
+def test_a_stop_under_torchrun_prints_the_torchrun_command(tmp_path, monkeypatch, capsys):
+    import mappo_td.train.distributed as distributed
+    from mappo_td.train.interrupt import Interrupted
+    from mappo_td.trainer import MAPPOTrainer
+
+    ckpt = tmp_path / "r" / "checkpoints" / "agent_8.pt"
+
+    def stopped(self):
+        raise Interrupted(8, ckpt)
+
+    monkeypatch.setattr(MAPPOTrainer, "train", stopped)
+    monkeypatch.setattr(distributed, "world", lambda: (0, 2))  # rank 0 of 2, as under torchrun --nproc-per-node 2
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert main([*TINY, "--timesteps", "8", "--directory", str(tmp_path), "--experiment-name", "r"]) == 130
+    err = capsys.readouterr().err
+    assert f"Continue with:\n  torchrun --nproc-per-node 2 $(which mappo-td) train --resume {ckpt}\n" in err

@@ -1,9 +1,12 @@
 import dataclasses
+import json
 import math
+import re
 
 import pytest
 import torch
 
+from mappo_td.cli import main
 from mappo_td.config import MAPPOConfig, TrainConfig, merge_config
 from mappo_td.trainer import MAPPOTrainer
 from tests.helpers import small_config
@@ -61,8 +64,8 @@ def test_per_agent_values_land_on_the_right_agents():
     ({"mini_batches": 0}, "mini_batches must be an integer >= 1"),
     ({"learning_rate": -1e-3}, "learning_rate must be a finite number"),
     ({"rollouts": 16, "discount_factor": {"agent_0": 2.0}}, "discount_factor must be a finite number"),
-    ({"learing_rate": 1e-3}, r"unknown config key\(s\) \['learing_rate'\]; valid top-level keys"),
-    ({"experiment": {"write_intervall": 5}}, r"unknown key\(s\) \['write_intervall'\] in 'experiment'"),
+    ({"learing_rate": 1e-3}, r"unknown config key\(s\) \['learing_rate'\] \(did you mean 'learning_rate'\?\); valid top-level keys"),
+    ({"experiment": {"write_intervall": 5}}, r"unknown key\(s\) \['write_intervall'\] in 'experiment' \(did you mean 'write_interval'\?\)"),
     ({"model": {"shared_model": True}}, "shared_model needs model.centralized_critic=false"),
     ({"model": {"body": "gru"}}, r"data_chunk_length=10 must divide rollouts=16 .*use one of \[1, 2, 4, 8, 16\]"),
     ({"model": {"body": "gru"}, "rollouts": 8, "data_chunk_length": 16}, "data_chunk_length=16 must divide rollouts=8"),
@@ -181,3 +184,18 @@ def test_value_loss_options_reach_the_loss():
     loss = t.groups[0].loss
     assert (loss.value_loss, loss.huber_delta, loss.value_clip_form, loss.clip_predicted_values) == ("huber", 10.0, "max", True)
     assert MAPPOTrainer(small_config()).groups[0].loss.value_loss == "mse"  # skrl's default is unchanged
+
+
+@pytest.mark.parametrize("d,match", [
+    ({"mappo": {"rolouts": 8}}, r"\['rolouts'\] in 'mappo' \(did you mean 'rollouts'\?\)"),
+    ({"env": {"num_env": 8}}, r"\['num_env'\] in 'env' \(did you mean 'num_envs'\?\)"),
+    ({"model": {"hiden_sizes": [8]}}, r"\['hiden_sizes'\] in 'model' \(did you mean 'hidden_sizes'\?\)"),
+    ({"mappo": {"experiment": {"checkpoint_intervl": 8}}}, r"in 'experiment' \(did you mean 'checkpoint_interval'\?\)"),
+    ({"seeed": 1, "timestep": 5}, r"\(did you mean 'seed' for 'seeed', 'timesteps' for 'timestep'\?\)"),
+])
+def test_unknown_config_keys_get_close_matches(d, match, tmp_path, capsys):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig.from_dict(d)
+    (tmp_path / "c.json").write_text(json.dumps(d))
+    assert main(["train", "--config", str(tmp_path / "c.json"), "--no-progress", "--directory", str(tmp_path / "runs")]) == 2
+    assert re.search(match, capsys.readouterr().err) and not (tmp_path / "runs").exists()

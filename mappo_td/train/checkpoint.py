@@ -200,7 +200,7 @@ def learner_state(learner: Learner) -> dict[str, Any]:
         >>> from mappo_td.train import build_learner
         >>> state = learner_state(build_learner(TrainConfig.from_dict({"device": "cpu", "env": {"num_envs": 2}})))
         >>> sorted(state["models"]), state["counters"]
-        (['agents/critic', 'agents/policy'], {'timestep': 0, 'iteration': 0, 'updates': 0, 'wall_s': 0.0})
+        (['agents/critic', 'agents/policy'], {'timestep': 0, 'iteration': 0, 'updates': 0, 'wall_s': 0.0, 'frames': 0})
     """
     state: dict[str, Any] = {"models": {}, "optimizers": {}, "schedulers": {}, "preprocessors": {}}
     for g in learner.groups:
@@ -217,7 +217,8 @@ def learner_state(learner: Learner) -> dict[str, Any]:
     if learner.world_size > 1:  # torchrun: every rank's generators (a collective: every rank calls this)
         state["rng_ranks"] = gather_objects(state["rng"])
         state["world_size"] = learner.world_size
-    state["counters"] = {"timestep": learner.timestep, "iteration": learner.iteration, "updates": learner.updates, "wall_s": learner.wall_s}
+    state["counters"] = {"timestep": learner.timestep, "iteration": learner.iteration, "updates": learner.updates, "wall_s": learner.wall_s,
+                         "frames": learner.frames}
     state["config"] = json.dumps(learner.cfg.to_dict(), default=str)
     state["group_map"] = json.dumps(learner.group_map)
     return state
@@ -260,6 +261,8 @@ def load_learner_state(learner: Learner, state: dict[str, Any]) -> None:
     c = state["counters"]
     learner.timestep, learner.iteration, learner.updates = int(c["timestep"]), int(c["iteration"]), int(c["updates"])
     learner.wall_s = float(c.get("wall_s", 0.0))
+    saved_envs = json.loads(state["config"]).get("env", {}).get("num_envs", learner.cfg.env.num_envs)  # checkpoints without "frames"
+    learner.frames_at = (learner.timestep, int(c.get("frames", learner.timestep * saved_envs * int(state.get("world_size", 1)))))
     restart_episodes(learner)  # the same point as the uninterrupted run, which restarts right after each checkpoint
 
 

@@ -59,6 +59,12 @@ class Learner:
     updates: int = 0  # gradient steps
     wall_s: float = 0.0  # wall-clock seconds of training so far (resumed runs continue the count)
     last_batch: TensorDictBase | None = field(default=None, repr=False)  # the last update's flat batch
+    frames_at: tuple[int, int] = (0, 0)  # (timestep, frames) where the frame count was set (a resume); see frames
+
+    @property
+    def frames(self) -> int:
+        """Frames collected by every process so far: the count at ``frames_at``, then ``num_envs × world_size`` per timestep."""
+        return self.frames_at[1] + (self.timestep - self.frames_at[0]) * self.cfg.env.num_envs * self.world_size
 
 
 def check_device(cfg: TrainConfig) -> torch.device:

@@ -18,6 +18,7 @@ from typing import Any
 
 from mappo_td.config import TrainConfig
 from mappo_td.train.checkpoint import CheckpointError, checkpoint_timestep, checkpoints_in, prune_checkpoints
+from mappo_td.train.run_folder import RunLock, claim_run_dir, lock_run_dir
 
 
 def new_run_dir(cfg: TrainConfig) -> Path:
@@ -76,12 +77,7 @@ class RunLogger:
                 self._tb.log_scalar(k, v, step=row["timestep"])
                 if self._wandb is not None:
                     self._wandb.log_scalar(k, v, step=row["timestep"])
-        new = not self.csv_path.exists()
-        with self.csv_path.open("a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(row))
-            if new:
-                w.writeheader()
-            w.writerow(row)
+        append_csv_row(self.csv_path, row)
 
     def log_frames(self, name: str, frames: list, step: int) -> None:
         """An episode's RGB frames (``H×W×3`` uint8): a filmstrip of up to 8 of them as a TensorBoard image (no video
@@ -149,12 +145,13 @@ class Progress:
         True
     """
 
-    def __init__(self, cfg: TrainConfig, timestep: int, device: Any, world_size: int = 1) -> None:
+    def __init__(self, cfg: TrainConfig, timestep: int, device: Any, world_size: int = 1, frames: int | None = None) -> None:
         from tqdm import tqdm
 
-        frames = cfg.timesteps * cfg.env.num_envs * world_size
+        per_step = cfg.env.num_envs * world_size  # frames are counted at this run's width; ``frames``: the count so far
+        start = timestep * per_step if frames is None else frames
         where = f"{device} x {world_size} processes" if world_size > 1 else str(device)
-        self.bar = tqdm(total=frames, initial=min(timestep * cfg.env.num_envs * world_size, frames), unit="frames",
+        self.bar = tqdm(total=start + (cfg.end_timestep(timestep) - timestep) * per_step, initial=start, unit="frames",
                         unit_scale=True, desc=f"MAPPO {cfg.env.scenario} [{where}]", dynamic_ncols=True,
                         bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
         self.t = time.perf_counter()
@@ -162,9 +159,9 @@ class Progress:
         self.shown: dict[str, str] = {}
 
     @classmethod
-    def of(cls, cfg: TrainConfig, timestep: int, device: Any, world_size: int = 1) -> Progress | None:
+    def of(cls, cfg: TrainConfig, timestep: int, device: Any, world_size: int = 1, frames: int | None = None) -> Progress | None:
         """The bar, or ``None`` when ``cfg.progress`` is off."""
-        return cls(cfg, timestep, device, world_size) if cfg.progress else None
+        return cls(cfg, timestep, device, world_size, frames) if cfg.progress else None
 
     def update(self, frames: int, rewards: dict[str, Any]) -> None:
         """Advance by ``frames``; ``rewards``: name -> ``[return sum, episodes]`` device tensor (since the last log)."""
@@ -199,8 +196,77 @@ class Progress:
         self.bar.close()
 
 
+def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """The header and rows of a progress CSV. A torn last line (a run killed while writing it) is left out; values
+    past the header's columns (files written before columns could be added) get the names ``column_<n>``.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp()); _ = (d / "p.csv").write_text("timestep,r\\n10,1\\n20,2\\n30,")
+        >>> read_csv(d / "p.csv")
+        (['timestep', 'r'], [{'timestep': '10', 'r': '1'}, {'timestep': '20', 'r': '2'}])
+    """
+    text = path.read_text()
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]  # torn last line
+    records = [r for r in csv.reader(io.StringIO(text)) if r]
+    if not records:
+        return [], []
+    header, body = records[0], records[1:]
+    header += [f"column_{i + 1}" for i in range(len(header), max(map(len, records)))]
+    return header, [dict(zip(header, r)) for r in body]
+
+
+def write_csv(path: Path, header: list[str], rows: list[dict[str, Any]]) -> None:
+    """Write ``header`` and ``rows`` (missing values empty) to ``path`` atomically (a temporary file renamed over it).
+
+    Example:
+        >>> import tempfile
+        >>> p = Path(tempfile.mkdtemp()) / "p.csv"; write_csv(p, ["timestep", "r"], [{"timestep": 1}])
+        >>> p.read_text().split()
+        ['timestep,r', '1,']
+    """
+    out = io.StringIO()
+    w = csv.DictWriter(out, fieldnames=header, restval="")
+    w.writeheader()
+    w.writerows(rows)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(out.getvalue())
+    os.replace(tmp, path)
+
+
+def _csv_header(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return next(csv.reader([f.readline()]), [])
+
+
+def append_csv_row(path: Path, row: dict[str, Any]) -> None:
+    """Append ``row`` under the CSV's header; a row with columns the header lacks (e.g. a resume that adds
+    ``--eval-interval``) rewrites the file atomically with the union header, earlier rows empty there.
+
+    Example:
+        >>> import tempfile
+        >>> p = Path(tempfile.mkdtemp()) / "p.csv"; append_csv_row(p, {"timestep": 1, "r": 2}); append_csv_row(p, {"timestep": 2, "e": 5})
+        >>> p.read_text().split()
+        ['timestep,r,e', '1,2,', '2,,5']
+    """
+    header = _csv_header(path)
+    added = [k for k in row if k not in header]
+    if header and added:
+        write_csv(path, header + added, [*read_csv(path)[1], row])
+        return
+    with path.open("a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=header or list(row), restval="")
+        if not header:
+            w.writeheader()
+        w.writerow(row)
+
+
 def copy_csv_rows(src: Path, dst: Path, until: int) -> None:
     """Write ``src``'s rows with ``timestep <= until`` to ``dst`` atomically (``dst`` may be ``src``); nothing if ``src`` is missing.
+    A torn last row (a run killed while writing it) is dropped, the others are kept.
 
     Example:
         >>> import tempfile
@@ -210,49 +276,48 @@ def copy_csv_rows(src: Path, dst: Path, until: int) -> None:
     """
     if not src.exists():
         return
-    rows = list(csv.DictReader(src.open(newline="")))
-    out = io.StringIO()
-    if rows:
-        w = csv.DictWriter(out, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(r for r in rows if int(r["timestep"]) <= until)
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    tmp.write_text(out.getvalue())
-    os.replace(tmp, dst)
+    header, rows = read_csv(src)
+    if header:
+        write_csv(dst, header, [r for r in rows if int(r["timestep"]) <= until])
 
 
 @dataclass
 class Resume:
     """Where a resumed run continues: its checkpoint (file) and timestep; ``fork`` names a new run folder beside
-    the original; ``overwrite_later`` lets it continue in place past later checkpoints (which are deleted)."""
+    the original; ``overwrite_later`` lets it continue in place past later checkpoints (which are deleted);
+    ``changes``: the settings that differ from the checkpoint's (``"name: old -> new"``)."""
 
     checkpoint: Path
     timestep: int
     fork: str | None = None
     overwrite_later: bool = False
     world_size: int = 1  # processes of the run that wrote the checkpoint (torchrun)
+    changes: tuple[str, ...] = ()
 
 
-def prepare_resume(r: Resume) -> Path:
-    """Check and prepare the run folder a resumed run writes to; returns it.
+def prepare_resume(r: Resume) -> RunLock:
+    """Check, lock (see :class:`RunLock`) and prepare the run folder a resumed run writes to; returns the lock (``.run_dir``).
 
     Never destroys silently: a checkpoint older than the newest in its folder is refused unless ``fork`` (a new
-    folder, holding the log rows up to the checkpoint) or ``overwrite_later`` (later checkpoints deleted). Log rows
-    after the checkpoint's timestep are dropped, so none is written twice.
+    folder, claimed like a new run's, holding the log rows up to the checkpoint) or ``overwrite_later`` (later
+    checkpoints deleted). Log rows after the checkpoint's timestep are dropped, so none is written twice. A run
+    another process trains now is refused.
     """
     run = r.checkpoint.parent.parent
     if r.fork is not None:
-        new = run.parent / r.fork
-        if new.exists() and any(new.iterdir()):
-            raise ValueError(f"--fork {r.fork}: {new} already exists and is not empty; choose a new name.")
-        new.mkdir(parents=True, exist_ok=True)
-        copy_csv_rows(run / "progress.csv", new / "progress.csv", r.timestep)
-        return new
-    later = [p.name for p in checkpoints_in(r.checkpoint.parent) if checkpoint_timestep(p) > r.timestep]
-    if later and not r.overwrite_later:
-        raise CheckpointError(f"{r.checkpoint} (timestep {r.timestep}) is older than {later[-1]} in the same folder: continuing "
-                              "there would overwrite later checkpoints and logs. Pass --fork NEW_NAME to continue in a new run "
-                              "folder, or --overwrite-later to delete the later checkpoints and continue in place.")
-    prune_checkpoints(r.checkpoint.parent, 0, after=r.timestep)
-    copy_csv_rows(run / "progress.csv", run / "progress.csv", r.timestep)
-    return run
+        lock = claim_run_dir(run.parent / r.fork, instead="pass another --fork NEW_NAME")
+        copy_csv_rows(run / "progress.csv", lock.run_dir / "progress.csv", r.timestep)
+        return lock
+    lock = lock_run_dir(run)
+    try:
+        later = [p.name for p in checkpoints_in(r.checkpoint.parent) if checkpoint_timestep(p) > r.timestep]
+        if later and not r.overwrite_later:
+            raise CheckpointError(f"{r.checkpoint} (timestep {r.timestep}) is older than {later[-1]} in the same folder: continuing "
+                                  "there would overwrite later checkpoints and logs. Pass --fork NEW_NAME to continue in a new run "
+                                  "folder, or --overwrite-later to delete the later checkpoints and continue in place.")
+        prune_checkpoints(r.checkpoint.parent, 0, after=r.timestep)
+        copy_csv_rows(run / "progress.csv", run / "progress.csv", r.timestep)
+    except BaseException:
+        lock.release()
+        raise
+    return lock

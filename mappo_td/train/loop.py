@@ -118,7 +118,7 @@ def log_row(learner: Learner, fps: float) -> dict[str, Any]:
         >>> row["frames_per_s"], round(row["agents/learning_rate"], 6)
         (100.0, 0.001)
     """
-    head = {"timestep": learner.timestep, "frames": learner.timestep * learner.cfg.env.num_envs * learner.world_size,
+    head = {"timestep": learner.timestep, "frames": learner.frames,
             "iteration": learner.iteration, "time_s": learner.wall_s, "frames_per_s": fps}
     row = learner.stats.row(head)
     for g in learner.groups:
@@ -162,7 +162,7 @@ def _train(learner: Learner, logger: RunLogger) -> dict[str, Any]:
     cfg, m = learner.cfg, learner.cfg.mappo
     x = m.experiment
     world = learner.world_size
-    bar = Progress.of(cfg, learner.timestep, learner.device, world) if learner.rank == 0 else None
+    bar = Progress.of(cfg, learner.timestep, learner.device, world, learner.frames) if learner.rank == 0 else None
     evaluator = PeriodicEval(learner, logger.run_dir) if x.eval_interval else None
     last_row: dict[str, Any] = {}
     t_log, frames_log = time.perf_counter(), 0

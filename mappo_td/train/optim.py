@@ -171,10 +171,52 @@ class GroupOptimizer:
         return {"adam": self.adam.state_dict(), "lr": self.lr.clone()}
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore Adam's state and the learning rate."""
-        self.adam.load_state_dict(state["adam"])
+        """Restore Adam's state and the learning rate; Adam's own settings (``capturable`` for CUDA graphs, ``fused``, ...)
+        stay this optimizer's, so a run resumed with another ``fast`` mode steps as that mode needs."""
+        own = [{k: v for k, v in g.items() if k not in ("params", "lr", "initial_lr")} for g in self.adam.param_groups]
+        adam = {**state["adam"], "param_groups": [{**saved, **mine} for saved, mine in zip(state["adam"]["param_groups"], own)]}
+        self.adam.load_state_dict(adam)
         self.lr.copy_(state["lr"])
         if self.native:  # loading replaced the group's lr tensor: point it back at ours (the schedules move ours)
             self.lr.copy_(self.adam.param_groups[0]["lr"])
             for group in self.adam.param_groups:
                 group["lr"] = self.lr
+
+
+@torch.no_grad()
+def rebase_learning_rate(optimizer: GroupOptimizer, scheduler: object, lr: torch.Tensor) -> None:
+    """Make ``lr`` the learning rate of a restored optimizer (a resume that changes ``learning_rate``).
+
+    Without a schedule and with :class:`KLAdaptiveLR` the rate in force becomes ``lr`` (KL adaptation goes on from
+    there); a ``torch.optim.lr_scheduler`` keeps its position, on ``lr`` as its new base rate.
+
+    Example:
+        >>> p = nn.Parameter(torch.zeros(2))
+        >>> opt = GroupOptimizer([p], lr=torch.tensor(0.1), grad_norm_clip=torch.tensor(0.0))
+        >>> sched = torch.optim.lr_scheduler.StepLR(opt.adam, step_size=1, gamma=0.5)
+        >>> p.grad = torch.zeros(2); opt.step(); sched.step()  # the rate is now 0.05
+        >>> rebase_learning_rate(opt, sched, torch.tensor(1.0)); opt.effective_lr(), sched.base_lrs
+        (tensor(0.5000), [tensor(1.)])
+    """
+    if scheduler is None or isinstance(scheduler, KLAdaptiveLR) or not optimizer.native:
+        optimizer.lr.copy_(lr)  # per agent, torch's schedules scale Adam's rate 1: the effective rate is lr x that factor
+        return
+    base = torch.as_tensor(scheduler.base_lrs[0])  # shared parameters: torch's schedule moves the rate tensor itself
+    optimizer.lr.mul_(lr / base)
+    scheduler.base_lrs = [lr.clone() for _ in scheduler.base_lrs]
+    for group in optimizer.adam.param_groups:
+        group["initial_lr"] = lr.clone()
+
+
+def base_learning_rate(optimizer: GroupOptimizer, scheduler: object) -> torch.Tensor:
+    """The configured learning rate (a copy) of an optimizer and its schedule, before any schedule moved it.
+
+    Example:
+        >>> opt = GroupOptimizer([nn.Parameter(torch.zeros(2))], lr=torch.tensor(0.1), grad_norm_clip=torch.tensor(0.0))
+        >>> sched = torch.optim.lr_scheduler.LinearLR(opt.adam, start_factor=0.5)  # moves the rate to 0.05 at once
+        >>> base_learning_rate(opt, sched)
+        tensor(0.1000)
+    """
+    if scheduler is None or isinstance(scheduler, KLAdaptiveLR) or not optimizer.native:
+        return optimizer.lr.clone()
+    return torch.as_tensor(scheduler.base_lrs[0]).clone()

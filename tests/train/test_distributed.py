@@ -133,6 +133,13 @@ def test_torchrun_trains_writes_one_set_of_outputs_and_resumes_exactly(tmp_path)
     ckpt = load_checkpoint(run / "checkpoints" / "agent_32.pt")
     assert ckpt["world_size"] == 2 and not torch.equal(ckpt["rng_ranks"][0]["torch"], ckpt["rng_ranks"][1]["torch"])
 
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    again = torchrun(*tiny, "--timesteps", "16", "--experiment-name", "full", cwd=tmp_path)  # a new run, an existing name
+    assert again.returncode != 0 and "done:" not in again.stdout
+    for rank in (0, 1):  # rank 0 decides; every rank stops with its reason
+        assert f"mappo-td: error (rank {rank} of 2): {Path('runs/full')} already holds" in again.stderr, again.stderr[-3000:]
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
     half = torchrun(*tiny, "--timesteps", "16", "--experiment-name", "half", cwd=tmp_path)
     assert half.returncode == 0, half.stderr[-3000:]
     resumed = torchrun("--resume", "runs/half/checkpoints/agent_16.pt", "--timesteps", "32", "--no-progress", cwd=tmp_path)
