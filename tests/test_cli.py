@@ -277,7 +277,7 @@ def test_a_renderer_that_fails_is_reported_before_anything_is_written(tmp_path, 
     assert _snapshot(tmp_path) == before
 
 
-TINY = ["train", "--num-envs", "4", "--rollouts", "8", "--hidden-sizes", "16", "--no-progress", "--device", "cpu"]
+TRAIN_TINY = ["train", "--num-envs", "4", "--rollouts", "8", "--hidden-sizes", "16", "--no-progress", "--device", "cpu"]
 
 
 @pytest.mark.parametrize("argv,usage,hint", [
@@ -294,20 +294,20 @@ def test_an_unknown_flag_gets_its_commands_usage_and_close_matches(argv, usage, 
 
 def test_duplicate_seeds_are_refused_at_parse(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
-        main([*TINY, "--seeds", "3", "3", "--directory", str(tmp_path), "--experiment-name", "x"])
+        main([*TRAIN_TINY, "--seeds", "3", "3", "--directory", str(tmp_path), "--experiment-name", "x"])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err.startswith("usage: mappo-td train") and "--seeds 3 3: seed(s) [3] given twice" in err
     assert not any(tmp_path.iterdir())
 
 
 def test_a_run_shorter_than_an_episode_says_no_episode_finished(tmp_path, capsys):
-    assert main([*TINY, "--timesteps", "8", "--directory", str(tmp_path), "--experiment-name", "short"]) == 0
+    assert main([*TRAIN_TINY, "--timesteps", "8", "--directory", str(tmp_path), "--experiment-name", "short"]) == 0
     out = capsys.readouterr().out
     assert "done: no episode finished yet (an episode lasts up to max_steps=100 timesteps) at timestep 8" in out and "nan" not in out
 
 
 def test_a_run_ending_past_timesteps_says_so_evaluates_and_resumes(tmp_path, capsys):
-    flags = [*TINY, "--directory", str(tmp_path), "--experiment-name", "r"]
+    flags = [*TRAIN_TINY, "--directory", str(tmp_path), "--experiment-name", "r"]
     assert main([*flags, "--timesteps", "12"]) == 0
     assert "12 timesteps (the run ends at timestep 16: updates come in rollouts=8 steps)" in capsys.readouterr().out
     ckpts = str(tmp_path / "r" / "checkpoints")
@@ -332,6 +332,6 @@ def test_a_stop_under_torchrun_prints_the_torchrun_command(tmp_path, monkeypatch
     monkeypatch.setattr(MAPPOTrainer, "train", stopped)
     monkeypatch.setattr(distributed, "world", lambda: (0, 2))  # rank 0 of 2, as under torchrun --nproc-per-node 2
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
-    assert main([*TINY, "--timesteps", "8", "--directory", str(tmp_path), "--experiment-name", "r"]) == 130
+    assert main([*TRAIN_TINY, "--timesteps", "8", "--directory", str(tmp_path), "--experiment-name", "r"]) == 130
     err = capsys.readouterr().err
     assert f"Continue with:\n  torchrun --nproc-per-node 2 $(which mappo-td) train --resume {ckpt}\n" in err

@@ -38,6 +38,7 @@ from mappo_td.config import TrainConfig, merge_config
 from mappo_td.train.checkpoint import load_checkpoint, load_learner_state, save_learner
 from mappo_td.train.learner import build_learner
 from mappo_td.train.logging import RunLogger, new_run_dir
+from mappo_td.train.run_folder import claim_run_dir
 from mappo_td.train.loop import log_row, shape_rewards, update
 
 MAPPO_DEFAULT_CONFIG: dict[str, Any] = TrainConfig().to_dict()["mappo"]  # skrl's MAPPO_DEFAULT_CONFIG keys, with its defaults
@@ -142,8 +143,10 @@ class MAPPO:
         self._run_logger()
 
     def _run_logger(self) -> RunLogger:
-        if self.logger is None:
-            self.logger = RunLogger(new_run_dir(self.cfg), self.cfg)
+        if self.logger is None:  # a new run's folder, claimed as the trainer's: never one that holds another run
+            run_dir = new_run_dir(self.cfg)
+            self._lock = claim_run_dir(run_dir, "pass another experiment.experiment_name (or experiment.directory)")
+            self.logger = RunLogger(run_dir, self.cfg)
         return self.logger
 
     def act(self, states: Mapping[str, Any], timestep: int, timesteps: int) -> tuple[dict, dict, dict]:

@@ -185,3 +185,18 @@ def test_dict_observations_are_checked_key_by_key(tmp_path):
         agent.act({**s, "agent_1": {"pos": torch.zeros(N, 2), "inner": {}}}, 0, 10)
     with pytest.raises(ValueError, match=r"act: states\['agent_1'\]\['inner'\]\['v'\] has shape \(2, 4\); expected \(2, 3\)"):
         agent.act({**s, "agent_1": {"pos": torch.zeros(N, 2), "inner": {"v": torch.zeros(N, 4)}}}, 0, 10)
+
+
+def test_a_second_agent_never_writes_into_the_first_agents_run_folder(tmp_path):
+    """Two agents with one experiment name: the second's init is refused and the first run's files stay as they were."""
+    cfg = {"experiment": {"directory": str(tmp_path), "experiment_name": "same", "checkpoint_interval": 0}}
+    first = make_agent(tmp_path, cfg=cfg)
+    first.init()
+    first.write_checkpoint(4, 10)
+    files = {p: p.read_bytes() for p in (tmp_path / "same").rglob("*") if p.is_file()}
+    second = make_agent(tmp_path, cfg={**cfg, "seed": 5})
+    with pytest.raises(ValueError, match=r"same already holds .* pass another experiment.experiment_name"):
+        second.init()
+    with pytest.raises(ValueError, match=r"same already holds"):
+        second.write_checkpoint(4, 10)
+    assert {p: p.read_bytes() for p in (tmp_path / "same").rglob("*") if p.is_file()} == files
