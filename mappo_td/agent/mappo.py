@@ -38,8 +38,8 @@ from mappo_td.config import TrainConfig, merge_config
 from mappo_td.train.checkpoint import load_checkpoint, load_learner_state, save_learner
 from mappo_td.train.learner import build_learner
 from mappo_td.train.logging import RunLogger, new_run_dir
-from mappo_td.train.run_folder import claim_run_dir
 from mappo_td.train.loop import log_row, shape_rewards, update
+from mappo_td.train.run_folder import claim_run_dir
 
 MAPPO_DEFAULT_CONFIG: dict[str, Any] = TrainConfig().to_dict()["mappo"]  # skrl's MAPPO_DEFAULT_CONFIG keys, with its defaults
 
