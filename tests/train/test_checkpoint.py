@@ -305,7 +305,7 @@ def test_a_checkpoint_without_a_frame_count_counts_from_its_own_num_envs(tmp_pat
 
 def _resumed(tmp_path, first: dict, then: dict) -> MAPPOTrainer:
     exp = {"directory": str(tmp_path), "experiment_name": "r", "checkpoint_interval": 16, "write_interval": 16}
-    MAPPOTrainer(small_config(timesteps=32, experiment=exp, **first)).train()
+    MAPPOTrainer(small_config(timesteps=32, env={"max_steps": 16}, experiment=exp, **first)).train()
     return MAPPOTrainer.from_checkpoint(tmp_path / "r" / "checkpoints", {"timesteps": 48, **then})
 
 

@@ -23,7 +23,7 @@ def snapshot(folder: Path) -> dict[str, bytes | None]:
 
 def test_a_new_run_with_the_name_of_an_earlier_one_is_refused_and_writes_nothing(tmp_path, capsys):
     flags = [*TINY, "--directory", str(tmp_path), "--experiment-name", "again"]
-    assert main([*flags, "--timesteps", "96", "--checkpoint-interval", "32"]) == 0
+    assert main([*flags, "--timesteps", "96", "--checkpoint-interval", "32", "--max-steps", "16"]) == 0
     before = snapshot(tmp_path)
     capsys.readouterr()
     assert main([*flags, "--timesteps", "32", "--seed", "5"]) == 2
@@ -59,7 +59,7 @@ def test_two_runs_started_at_once_with_one_name_claim_the_folder_once(tmp_path):
 
 
 def test_a_run_that_another_process_trains_now_cannot_be_resumed(tmp_path):
-    cfg = small_config(experiment={"directory": str(tmp_path), "experiment_name": "r", "checkpoint_interval": 16})
+    cfg = small_config(env={"max_steps": 16}, experiment={"directory": str(tmp_path), "experiment_name": "r", "checkpoint_interval": 16})
     MAPPOTrainer(cfg).train()
     run = tmp_path / "r"
     held = lock_run_dir(run)  # as the process training it holds it
