@@ -21,9 +21,9 @@ from mappo_td.train.checkpoint import CheckpointError, learner_state, load_check
 from mappo_td.train.distributed import collectives_named, on_rank0
 from mappo_td.train.evaluate import evaluate
 from mappo_td.train.learner import Learner, build_learner
-from mappo_td.train.logging import NullLogger, Resume, RunLogger, new_run_dir, prepare_resume
+from mappo_td.train.logging import NullLogger, Resume, RunLogger, fork_dir, new_run_dir, prepare_resume
 from mappo_td.train.resume import apply_changes, config_changes, describe_changes, optimizer_settings
-from mappo_td.train.run_folder import RunLock, claim_run_dir, lock_run_dir
+from mappo_td.train.run_folder import RunLock, check_new_run_dir, claim_run_dir, lock_run_dir
 
 
 class MAPPOTrainer:
@@ -44,6 +44,7 @@ class MAPPOTrainer:
         self.run_dir: Path | None = None  # set by train() (a new folder, or where a resumed run continues)
         self.resume: Resume | None = None  # set by from_checkpoint()
         self._lock: RunLock | None = None  # rank 0, while train() runs: the run folder's lock
+        self._purge: int | None = None  # a resumed run whose folder save() prepared: TensorBoard's purge step for train()
 
     # Views of the learner's state, for users and tests.
     cfg = property(lambda self: self.learner.cfg, doc="The configuration.")
@@ -84,7 +85,7 @@ class MAPPOTrainer:
 
     def _train(self) -> dict[str, Any]:
         lrn = self.learner
-        purge = None
+        purge = self._purge
         if self.resume is not None:
             r = self.resume
             purge = r.timestep + 1  # TensorBoard: hide what an earlier session logged after the checkpoint
@@ -123,13 +124,20 @@ class MAPPOTrainer:
         load_learner_state(self.learner, state)
 
     def save(self, path: str | Path | None = None) -> Path:
-        """Write a checkpoint (default: ``<run>/checkpoints/agent_<timestep>.pt``), atomically."""
-        if path is None:
-            if self.run_dir is None:  # a new run's folder: claimed like train()'s
-                self.run_dir = new_run_dir(self.cfg)
-                claim_run_dir(self.run_dir).release()
-            path = self.run_dir / "checkpoints" / f"agent_{self.timestep}.pt"
-        return save_learner(self.learner, path)
+        """Write a checkpoint (default: ``<run>/checkpoints/agent_<timestep>.pt``), atomically. Its run folder is taken as
+        :meth:`train` takes it: a new run's claimed, a resumed run's prepared (a fork's made), the folder locked meanwhile."""
+        if path is not None:
+            return save_learner(self.learner, path)
+        held = self._lock is None  # not inside train(): hold the folder for this write only
+        if held:
+            self.run_dir = on_rank0(self._hold_run_dir)
+            self._purge, self.resume = self._purge if self.resume is None else self.resume.timestep + 1, None
+        try:
+            return save_learner(self.learner, self.run_dir / "checkpoints" / f"agent_{self.timestep}.pt")
+        finally:
+            if held and self._lock is not None:
+                self._lock.release()
+                self._lock = None
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, overrides: dict[str, Any] | None = None, env: EnvBase | None = None, *,
@@ -150,7 +158,10 @@ class MAPPOTrainer:
         settings = optimizer_settings(trainer.learner)
         trainer.load_state_dict(state)
         apply_changes(trainer.learner, settings, changes)
-        trainer.resume = Resume(Path(state["path"]), trainer.timestep, fork, overwrite_later, int(state.get("world_size", 1)),
-                                describe_changes(changes))
-        trainer.run_dir = Path(state["path"]).parent.parent
+        r = Resume(Path(state["path"]), trainer.timestep, fork, overwrite_later, int(state.get("world_size", 1)), describe_changes(changes))
+        if r.run_dir is None:  # a checkpoint kept outside a run folder: a fork goes where a new run would
+            r.fork_parent = Path(cfg.mappo.experiment.directory or "runs")
+        if fork is not None:
+            check_new_run_dir(fork_dir(r), instead="pass another --fork NEW_NAME")  # said now, before anything is trained
+        trainer.resume, trainer.run_dir = r, r.run_dir
         return trainer

@@ -207,6 +207,13 @@ class Resume:
     overwrite_later: bool = False
     world_size: int = 1  # processes of the run that wrote the checkpoint (torchrun)
     changes: tuple[str, ...] = ()
+    fork_parent: Path | None = None  # where a fork's folder goes (default: beside the run folder)
+
+    @property
+    def run_dir(self) -> Path | None:
+        """The run folder the checkpoint belongs to (``<run>/checkpoints/agent_<t>.pt``), or ``None`` for a checkpoint
+        kept anywhere else (copied, downloaded), which has no run folder to continue in."""
+        return self.checkpoint.parent.parent if self.checkpoint.parent.name == "checkpoints" else None
 
 
 def prepare_resume(r: Resume) -> RunLock:
@@ -217,11 +224,16 @@ def prepare_resume(r: Resume) -> RunLock:
     checkpoints deleted). Log rows after the checkpoint's timestep are dropped, so none is written twice. A run
     another process trains now is refused.
     """
-    run = r.checkpoint.parent.parent
+    run = r.run_dir
     if r.fork is not None:
-        lock = claim_run_dir(run.parent / r.fork, instead="pass another --fork NEW_NAME")
-        copy_csv_rows(run / "progress.csv", lock.run_dir / "progress.csv", r.timestep)
+        lock = claim_run_dir(fork_dir(r), instead="pass another --fork NEW_NAME")
+        if run is not None:
+            copy_csv_rows(run / "progress.csv", lock.run_dir / "progress.csv", r.timestep)
         return lock
+    if run is None:
+        raise CheckpointError(f"{r.checkpoint} is not in a run's checkpoints/ folder, so it has no run folder to continue in (its "
+                              f"folder's parent, {r.checkpoint.parent.parent}, may hold anything). Pass --fork NEW_NAME to continue "
+                              f"in a new run folder, {fork_dir(r, 'NEW_NAME')}.")
     lock = lock_run_dir(run)
     try:
         later = [p.name for p in checkpoints_in(r.checkpoint.parent) if checkpoint_timestep(p) > r.timestep]
@@ -235,3 +247,18 @@ def prepare_resume(r: Resume) -> RunLock:
         lock.release()
         raise
     return lock
+
+
+def fork_dir(r: Resume, name: str | None = None) -> Path:
+    """The folder a fork of ``r`` continues in: ``name`` (default ``r.fork``, a plain folder name) beside the run folder,
+    or in ``r.fork_parent``.
+
+    Example:
+        >>> fork_dir(Resume(Path("runs/a/checkpoints/agent_8.pt"), 8, fork="b"))
+        PosixPath('runs/b')
+    """
+    name = r.fork if name is None else name
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise ValueError(f"--fork {name!r}: give a plain folder name (no '/'), the new run folder beside the original.")
+    parent = r.fork_parent if r.fork_parent is not None else (r.run_dir.parent if r.run_dir is not None else Path("runs"))
+    return parent / name

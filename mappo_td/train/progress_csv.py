@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,8 @@ def append_csv_row(path: Path, row: dict[str, Any]) -> None:
 
 def copy_csv_rows(src: Path, dst: Path, until: int) -> None:
     """Write ``src``'s rows with ``timestep <= until`` to ``dst`` atomically (``dst`` may be ``src``); nothing if ``src`` is missing.
-    A torn last row (a run killed while writing it) is dropped, the others are kept.
+    A torn last row (a run killed while writing it) is dropped, the others are kept; a row whose timestep is not a
+    number (edited by hand) is left out with a warning.
 
     Example:
         >>> import tempfile
@@ -92,5 +94,19 @@ def copy_csv_rows(src: Path, dst: Path, until: int) -> None:
     if not src.exists():
         return
     header, rows = read_csv(src)
-    if header:
-        write_csv(dst, header, [r for r in rows if int(r["timestep"]) <= until])
+    if not header:
+        return
+    if "timestep" not in header:
+        raise ValueError(f"{src} has no timestep column ({header[:4]} ...): it is not a mappo_td progress.csv; move it away "
+                         "or resume with --fork NEW_NAME.")
+    kept, bad = [], []
+    for n, r in enumerate(rows, start=2):
+        step = (r.get("timestep") or "").strip()
+        if not step.isdigit():
+            bad.append(f"line {n} ({step!r})")
+        elif int(step) <= until:
+            kept.append(r)
+    if bad:
+        warnings.warn(f"{src}: rows whose timestep is not a number are left out: {', '.join(bad[:5])}"
+                      f"{f' and {len(bad) - 5} more' if len(bad) > 5 else ''}.", stacklevel=2)
+    write_csv(dst, header, kept)

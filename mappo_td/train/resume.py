@@ -8,7 +8,8 @@ effect as given. The optimizer and its schedule restore their own state, which w
   it; a ``torch.optim.lr_scheduler`` keeps its position on the new base rate);
 * ``learning_rate_scheduler_kwargs``: the new values win (``KLAdaptiveLR`` reads them from the config; a torch
   schedule's restored attributes of those names are replaced); a name the schedule does not keep is refused;
-* ``learning_rate_scheduler``: refused (one kind of schedule's state cannot become another's).
+* ``learning_rate_scheduler``: refused (one kind of schedule's state cannot become another's);
+* ``experiment_name``, ``directory``: refused (a resumed run continues in its own folder; ``--fork NEW_NAME`` makes a new one).
 
 Adam's own settings (``capturable``, ``fused``) are always this run's (:meth:`~mappo_td.train.optim.GroupOptimizer.load_state_dict`).
 """
@@ -35,7 +36,8 @@ def _flat(d: dict[str, Any]) -> dict[str, Any]:
 def config_changes(saved: dict[str, Any], cfg: TrainConfig) -> dict[str, tuple[Any, Any]]:
     """The settings of ``cfg`` that differ from the checkpoint's config ``saved`` (a dict): name -> (old, new).
 
-    Refuses (``ValueError``) a change of ``learning_rate_scheduler``.
+    Refuses (``ValueError``) a change of ``learning_rate_scheduler``, and of ``experiment_name`` or ``directory`` (a
+    resumed run continues in its own folder; ``fork`` gives a new one).
 
     Example:
         >>> saved = TrainConfig.from_dict({"timesteps": 32}).to_dict()
@@ -44,6 +46,11 @@ def config_changes(saved: dict[str, Any], cfg: TrainConfig) -> dict[str, tuple[A
     """
     old, new = _flat(TrainConfig.from_dict(saved).to_dict()), _flat(json.loads(json.dumps(cfg.to_dict(), default=str)))
     changes = {k: (old.get(k), v) for k, v in new.items() if old.get(k) != v}
+    moved = [k for k in ("experiment_name", "directory") if k in changes]
+    if moved:
+        raise ValueError(f"{' and '.join(moved)} differ from the checkpoint's ({', '.join(f'{changes[k][0]!r}' for k in moved)}): a "
+                         "resumed run continues in its own run folder. To continue in a new folder, pass --fork NEW_NAME "
+                         "(beside the original) and leave out --experiment-name/--directory.")
     if "learning_rate_scheduler" in changes:
         was, now = changes["learning_rate_scheduler"]
         raise ValueError(f"learning_rate_scheduler {now!r} differs from the checkpoint's {was!r}: the schedule's state cannot "
