@@ -335,3 +335,16 @@ def test_a_stop_under_torchrun_prints_the_torchrun_command(tmp_path, monkeypatch
     assert main([*TRAIN_TINY, "--timesteps", "8", "--directory", str(tmp_path), "--experiment-name", "r"]) == 130
     err = capsys.readouterr().err
     assert f"Continue with:\n  torchrun --nproc-per-node 2 $(which mappo-td) train --resume {ckpt}\n" in err
+
+
+def test_eval_takes_a_run_folder_and_checks_the_gif_folder_before_evaluating(tmp_path, capsys):
+    """`mappo-td eval runs/<name>` (the folder training prints) reads its checkpoints/; a GIF into a missing folder is
+    refused before any episode is played, naming the folder (it used to fail at the end, naming a temporary file)."""
+    assert main([*TRAIN_TINY, "--timesteps", "8", "--directory", str(tmp_path), "--experiment-name", "r"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "r"), "--episodes", "1", "--device", "cpu"]) == 0
+    assert "1 episodes: mean return" in capsys.readouterr().out
+    missing = tmp_path / "nowhere" / "x.gif"
+    assert main(["eval", str(tmp_path / "r"), "--episodes", "1", "--render", str(missing)]) == 2
+    assert f"the folder {missing.parent} does not exist" in capsys.readouterr().err
+    assert not missing.parent.exists()

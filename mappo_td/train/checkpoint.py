@@ -155,6 +155,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         mappo_td.train.checkpoint.CheckpointError: no checkpoint (agent_<timestep>.pt) in folder ...
     """
     path = Path(path)
+    if path.is_dir() and not checkpoints_in(path) and (path / "checkpoints").is_dir():
+        path = path / "checkpoints"  # a run folder: its checkpoints
     if path.is_dir():
         found = checkpoints_in(path)
         if not found:
@@ -188,8 +190,8 @@ def _check_finite(state: dict[str, Any], path: Path) -> None:
                     bad.append(f"{name}: {key} has {n} non-finite value{'s' if n > 1 else ''}")
     if bad:
         more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
-        raise CheckpointError(f"{path} holds non-finite numbers ({'; '.join(bad[:3])}{more}): its policy cannot act. "
-                              "Evaluate or resume from an earlier checkpoint in the same folder.")
+        raise CheckpointError(f"{path} holds non-finite numbers ({'; '.join(bad[:3])}{more}): the run had diverged when it "
+                              "was written. Evaluate or resume from an earlier checkpoint in the same folder.")
 
 
 def learner_state(learner: Learner) -> dict[str, Any]:

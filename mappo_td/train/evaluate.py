@@ -37,6 +37,8 @@ def evaluate(learner: Learner, episodes: int = 10, render: str | None = None, en
         3.0
     """
     cfg = learner.cfg
+    if render is not None and not Path(render).resolve().parent.is_dir():
+        raise ValueError(f"--render {render}: the folder {Path(render).resolve().parent} does not exist; create it, or write the GIF elsewhere.")
     reuse = env is None and learner.user_env
     want = render is not None or frames is not None
     if env is None:
