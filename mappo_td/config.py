@@ -106,9 +106,9 @@ class EnvConfig:
     num_envs: int = _f(128, "number of parallel environments (PettingZoo, when not given: 8)", min=1)
     max_steps: int = _f(100, "episode time limit (reported as truncation)", min=1)
     continuous_actions: bool = _f(True, "continuous (Box) actions where the environment offers both")
-    num_workers: int = _f(0, "PettingZoo: 1 steps every env in this process (SerialEnv); N >= 2: TorchRL's ParallelEnv, one worker "
-                             "process per env (num_envs defaults to N and must equal it); 0: worker processes when the machine "
-                             "has more cores than envs", min=0)
+    num_workers: int = _f(0, "PettingZoo: processes stepping the envs: 1 steps them all in this process; N >= 2: N worker "
+                             "processes, each stepping its share (classic/AEC tasks: TorchRL's ParallelEnv, one env per process, "
+                             "so num_envs must equal N); 0: this process on a machine of 2 cores or fewer, else one per spare core", min=0)
     scenario_kwargs: dict | None = _f(None, "scenario kwargs (JSON); default: {\"n_agents\": 3} for VMAS navigation, else {}")
 
 

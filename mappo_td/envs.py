@@ -8,6 +8,7 @@ Both come out in TorchRL's multi-agent layout with time limits reported as
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -146,16 +147,35 @@ def pettingzoo_time_limit(name: str) -> bool:
 
 
 def pettingzoo_workers(cfg: EnvConfig, n: int) -> int:
-    """Processes stepping ``n`` PettingZoo envs: 1 (this one: ``cfg.num_workers`` 1), or one per env (``num_workers`` ≥ 2,
-    which then equals ``n``; or 0 on a machine with more cores than envs).
+    """Processes stepping ``n`` PettingZoo envs: ``cfg.num_workers`` (1: this process), or for 0 (auto) this process on a
+    machine of 2 cores or fewer, else one per spare core (at most ``n``).
 
     Example:
-        >>> pettingzoo_workers(EnvConfig(num_workers=1), 8), pettingzoo_workers(EnvConfig(num_workers=8), 8)
-        (1, 8)
+        >>> pettingzoo_workers(EnvConfig(num_workers=1), 8), pettingzoo_workers(EnvConfig(num_workers=4), 8)
+        (1, 4)
     """
     if cfg.num_workers == 0:
-        return n if (os.cpu_count() or 1) > n else 1
-    return 1 if cfg.num_workers == 1 else n
+        cores = os.cpu_count() or 1
+        return 1 if cores <= 2 else min(n, cores - 1)
+    return cfg.num_workers
+
+
+def pettingzoo_route(name: str) -> str:
+    """How mappo_td steps a PettingZoo task: ``"batched"`` (parallel-API tasks: :class:`~mappo_td.batched_pettingzoo.BatchedPettingZooEnv`,
+    in this process or a worker pool) or ``"torchrl"`` (AEC tasks such as the classic board games: TorchRL's
+    ``PettingZooWrapper`` in a ``SerialEnv``, or a ``ParallelEnv`` of one env per worker process).
+
+    Example:
+        >>> pettingzoo_route("simple_spread_v3"), pettingzoo_route("connect_four_v3")
+        ('batched', 'torchrl')
+    """
+    for package in PETTINGZOO_PACKAGES:
+        try:
+            module = importlib.import_module(f"{package}.{name}")
+        except ImportError:
+            continue
+        return "batched" if hasattr(module, "parallel_env") else "torchrl"
+    return "torchrl"
 
 
 def group_map(env: EnvBase) -> dict[str, list[str]]:
@@ -191,24 +211,41 @@ def make_env(cfg: EnvConfig, device: torch.device | str = "cpu", seed: int = 0, 
     if cfg.backend == "vmas":
         env = TransformedEnv(_make_vmas(cfg, n, device, seed), StepCounter(max_steps=cfg.max_steps))
     elif cfg.backend == "pettingzoo":
-        from torchrl.envs import PettingZooWrapper
-
-        # TorchRL notes, once per env copy, that it tests PettingZoo 1.24.3; mappo_td pins and tests 1.27 (pyproject.toml)
-        warnings.filterwarnings("ignore", message="PettingZoo in TorchRL is tested using version", category=UserWarning)
-
-        def one() -> EnvBase:  # masks on: (group, "mask") says who acts, (group, "action_mask") which actions are legal
-            task = _pettingzoo_task(cfg.scenario, cfg.max_steps, cfg.continuous_actions, scenario_kwargs(cfg), render)
-            return PettingZooWrapper(task, categorical_actions=True, use_mask=True, device=device)
-
-        _pettingzoo_task(cfg.scenario, cfg.max_steps, cfg.continuous_actions, scenario_kwargs(cfg), render)  # clear errors first
         limit = None if pettingzoo_time_limit(cfg.scenario) else cfg.max_steps
-        env = TransformedEnv(ParallelEnv(n, one) if pettingzoo_workers(cfg, n) > 1 else SerialEnv(n, one), StepCounter(max_steps=limit))
+        env = TransformedEnv(_pettingzoo_batch(cfg, n, device, render), StepCounter(max_steps=limit))
         env.set_seed(seed)
     else:
         raise ValueError(f"unknown backend {cfg.backend!r}; use 'vmas' or 'pettingzoo'.")
     for t in episode_stats_transforms(env):
         env.append_transform(t)
     return env
+
+
+def _pettingzoo_batch(cfg: EnvConfig, n: int, device: torch.device | str, render: bool = False) -> EnvBase:
+    """``n`` envs of the task in TorchRL's PettingZoo layout (masks on: ``(group, "mask")`` says who acts,
+    ``(group, "action_mask")`` which actions are legal), by the route :func:`pettingzoo_route` names."""
+    from torchrl.envs import PettingZooWrapper
+
+    from mappo_td.batched_pettingzoo import BatchedPettingZooEnv, NotBatchable
+
+    # TorchRL notes, once per env copy, that it tests PettingZoo 1.24.3; mappo_td pins and tests 1.27 (pyproject.toml)
+    warnings.filterwarnings("ignore", message="PettingZoo in TorchRL is tested using version", category=UserWarning)
+    make = functools.partial(_pettingzoo_task, cfg.scenario, cfg.max_steps, cfg.continuous_actions, scenario_kwargs(cfg), render)
+    make().close()  # clear errors first (unknown task, bad kwargs)
+    workers = 1 if render else min(pettingzoo_workers(cfg, n), n)  # a rendering env (evaluation) steps here
+    if pettingzoo_route(cfg.scenario) == "batched":
+        try:
+            return BatchedPettingZooEnv(make, n, device, num_workers=workers)
+        except NotBatchable:  # Dict observations: TorchRL's wrapper below
+            pass
+    if workers > 1 and workers != n:
+        raise ValueError(f"env.num_workers={workers} with num_envs={n}: {cfg.scenario} is stepped by TorchRL's ParallelEnv, one env "
+                         f"per worker process; set num_envs={workers}, or num_workers=1 to step all {n} envs in this process.")
+
+    def one() -> EnvBase:
+        return PettingZooWrapper(make(), categorical_actions=True, use_mask=True, device=device)
+
+    return ParallelEnv(n, one) if workers > 1 else SerialEnv(n, one)
 
 
 def episode_stats_transforms(env: EnvBase) -> list:

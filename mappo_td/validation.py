@@ -41,9 +41,8 @@ def _check_workers(cfg: TrainConfig) -> None:
         return
     _check(e.backend == "pettingzoo", f"env.num_workers={e.num_workers} is for PettingZoo; {e.backend} steps all its envs as one "
                                       "batch on the device: leave num_workers at 0.")
-    _check(e.num_envs == e.num_workers, f"env.num_workers={e.num_workers} with num_envs={e.num_envs}: TorchRL's ParallelEnv steps "
-                                        f"one env per worker process; set num_envs={e.num_workers} (or leave it out), or "
-                                        f"num_workers=1 to step all {e.num_envs} envs in this process.")
+    _check(e.num_workers <= e.num_envs, f"env.num_workers={e.num_workers} with num_envs={e.num_envs}: each worker process steps at "
+                                        f"least one env; use num_workers <= {e.num_envs}, or more envs.")
 
 
 def validate(cfg: TrainConfig) -> None:
