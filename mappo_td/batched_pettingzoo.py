@@ -142,7 +142,7 @@ class BatchedPettingZooEnv(EnvBase):
     An env is done when any of its agents is (TorchRL's ``done_on_any`` for parallel tasks); an agent missing
     from the step's dicts is dead: zero observation and reward, ``mask`` false. ``set_seed(s)`` seeds env 0
     with ``s`` and each next env with TorchRL's next seed, as ``SerialEnv`` does. ``num_workers`` > 1: that many
-    processes step the envs (``make`` must then be picklable by cloudpickle: a lambda or a function); ``pool`` is then
+    processes step the envs (forked; where a platform only spawns, ``make`` must be picklable by cloudpickle); ``pool`` is then
     the :class:`~mappo_td.pettingzoo_pool.WorkerPool`, else ``None``.
 
     Example:

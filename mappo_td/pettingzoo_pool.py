@@ -80,7 +80,9 @@ class WorkerPool:
     def __init__(self, make: Callable[[], object], env: BatchedPettingZooEnv, num_workers: int, timeout_s: float = 60.0) -> None:
         import cloudpickle
 
-        ctx = mp.get_context("spawn")  # no fork of a process holding torch's threads
+        # fork where the platform has it (as gymnasium's AsyncVectorEnv): a user's script needs no __main__ guard, and
+        # the workers run numpy and the task only, never torch's thread pools; else spawn, with `make` cloudpickled
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
         blob = cloudpickle.dumps(make)
         layout = (env.group_map, env.has_action_mask, env.info_keys)
         self.shares = shares(env.batch_size[0], num_workers)
