@@ -6,7 +6,8 @@ Rows, at equal env steps (an env step advances one env; 8 envs, so 200 env steps
   ``onpolicy/onpolicy_mappo.py`` in its own venv) with its spread script's settings: lr 7e-4, 10 epochs,
   1 minibatch, Tanh, 8 rollout processes, discrete actions.
 - ``mappo_td preset``: ``--preset mappo-paper`` set to the same (lr 7e-4, 10 epochs, 1 minibatch, Tanh,
-  25-step rollouts of 8 envs, chunks of ``--chunk``) on mpe2 ``simple_spread_v3``.
+  25-step rollouts of 8 envs, chunks of ``--chunk``) on mpe2 ``simple_spread_v3``; ``mappo_td preset compile``:
+  the same with ``--fast compile`` (torch.compile of acting and update; the same arithmetic).
 - ``mappo_td skrl``: mappo_td with skrl's defaults (MAPPO_DEFAULT_CONFIG) on mpe2 ``simple_spread_v3``.
 - ``mappo_td vmas``: the preset's settings on VMAS ``simple_spread`` (the batched simulator route).
 
@@ -41,7 +42,7 @@ ONPOLICY_PYTHON = os.environ.get("MAPPO_TD_ONPOLICY_PYTHON", str(Path.home() / "
 N_ENVS, EPISODE = 8, 25
 PAPER = ["--preset", "mappo-paper", "--learning-rate", "7e-4", "--learning-epochs", "10", "--mini-batches", "1",
          "--activation", "tanh", "--rollouts", "25"]
-ROWS = ("onpolicy rmappo", "onpolicy mappo", "mappo_td preset", "mappo_td skrl", "mappo_td vmas")
+ROWS = ("onpolicy rmappo", "onpolicy mappo", "mappo_td preset", "mappo_td preset compile", "mappo_td skrl", "mappo_td vmas")
 FRACTIONS = (0.25, 0.5, 0.75)
 
 
@@ -49,8 +50,8 @@ def mappo_td_flags(row: str, chunk: int) -> list[str]:
     """The ``mappo-td train`` flags of a mappo_td row (without run length, seed and folders)."""
     pz = ["--backend", "pettingzoo", "--scenario", "simple_spread_v3", "--no-continuous-actions", "--num-envs", str(N_ENVS),
           "--max-steps", str(EPISODE)]  # mpe2's own max_cycles, which mappo_td's max_steps (default 100) would replace
-    if row == "mappo_td preset":
-        return [*pz, *PAPER, "--data-chunk-length", str(chunk)]
+    if row.startswith("mappo_td preset"):
+        return [*pz, *PAPER, "--data-chunk-length", str(chunk), *(["--fast", "compile"] if row.endswith("compile") else [])]
     if row == "mappo_td skrl":
         return pz
     return ["--backend", "vmas", "--scenario", "simple_spread", "--no-continuous-actions", "--num-envs", str(N_ENVS),
@@ -187,7 +188,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=300_000, help="env steps per run (default 300,000)")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     p.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS, metavar="ROW", help=f"rows to run (default: all of {ROWS})")
-    p.add_argument("--single-seed-rows", nargs="*", default=["onpolicy mappo"], help="rows run with the first seed only")
+    p.add_argument("--single-seed-rows", nargs="*", default=["onpolicy mappo", "mappo_td preset"],
+                   help="rows run with the first seed only (default: the official mappo, and the eager preset whose learning the "
+                        "compiled one repeats)")
     p.add_argument("--chunk", type=int, default=5, help="the preset rows' data_chunk_length (25 or 5)")
     p.add_argument("--collect-only", action="store_true", help="only the collection table")
     p.add_argument("--collect-steps", type=int, default=400, help="steps per collection measurement")

@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from mappo_td.batched_pettingzoo import Tasks, seed_chain
+from mappo_td.pettingzoo_arrays import Tasks, seed_chain
 
 if TYPE_CHECKING:
     from mappo_td.batched_pettingzoo import BatchedPettingZooEnv
@@ -65,7 +65,7 @@ def _work(conn, make_blob: bytes, buf, act, share: range, layout: tuple) -> None
 class WorkerPool:
     """``num_workers`` processes stepping ``env``'s envs (built by ``make`` in each worker) into ``env``'s shared buffers.
 
-    The same interface as :class:`~mappo_td.batched_pettingzoo.Tasks`: ``seed``, ``reset(ids)``, ``step()``, ``close()``;
+    The same interface as :class:`~mappo_td.pettingzoo_arrays.Tasks`: ``seed``, ``reset(ids)``, ``step()``, ``close()``;
     ``processes`` are the workers, ``shares`` the envs each steps.
 
     Example:
@@ -98,7 +98,7 @@ class WorkerPool:
         self._wait(range(len(self.processes)), "start")
 
     def seed(self, seed: int | None) -> None:
-        """Each worker seeds its share with its envs' seeds of :func:`~mappo_td.batched_pettingzoo.seed_chain`."""
+        """Each worker seeds its share with its envs' seeds of :func:`~mappo_td.pettingzoo_arrays.seed_chain`."""
         chain = seed_chain(seed, self.shares[-1].stop)
         self._all("seed", [(chain[s.start],) for s in self.shares])
 
