@@ -20,7 +20,7 @@ from mappo_td.env_section import pettingzoo_env_defaults
 from mappo_td.schema import Bounds, coerce, did_you_mean, field_key
 from mappo_td.schema import config_field as _f
 from mappo_td.skrl_compat import from_skrl, resolve_auto_intervals
-from mappo_td.validation import BODIES, FAST_MODES, VALUE_CLIP_FORMS, VALUE_LOSSES, validate
+from mappo_td.validation import BODIES, FAST_MODES, INITS, VALUE_CLIP_FORMS, VALUE_LOSSES, validate
 
 PerAgentValue = float | dict
 
@@ -130,6 +130,9 @@ class ModelConfig:
     body: str = _f("mlp", "network body of policy and critic: 'mlp', or 'gru' (a GRU, then the MLP as head)", choices=BODIES)
     rnn_hidden_size: int = _f(64, "GRU state size (body=gru)", min=1)
     rnn_layers: int = _f(1, "GRU layers (body=gru)", min=1)
+    rnn_encoder: list = _f([], "body=gru: MLP layers before the GRU (the MAPPO reference's layout: [64, 64], hidden_sizes [])")
+    layer_norm: bool = _f(False, "body=gru: the MAPPO reference's LayerNorms (input, each hidden layer, the GRU's output)")
+    init: str = _f("default", "'default' (PyTorch's) or 'orthogonal' (the MAPPO reference's; action layer gain 0.01)", choices=INITS)
 
 
 @dataclass
