@@ -16,7 +16,8 @@ Every curve is put on the official code's scale (its ``average_episode_rewards``
 ``VMAS episode return - 75`` (the peer's README checks this on 2,000 states). The three tasks are close but
 not identical (mpe2: integration order, landmark range; VMAS: actuation, observations).
 
-Also a collection-only table: a plain loop over 8 mpe2 envs with random actions, mappo_td's
+Also a table of each task's random-policy return on that scale (the floor each curve rises from: mpe2's wider
+landmark box starts lower), and a collection-only table: a plain loop over 8 mpe2 envs with random actions, mappo_td's
 ``BatchedPettingZooEnv`` (in this process, and a pool of 2 worker processes) and TorchRL's
 ``SerialEnv(PettingZooWrapper)``, interleaved in one process.
 
@@ -158,6 +159,51 @@ def collection(steps: int, repeats: int) -> dict[str, list[float]]:
     return out
 
 
+OFFICIAL_RANDOM = """
+import sys, types, numpy as np
+sys.path.insert(0, sys.argv[1])
+from onpolicy.envs.mpe.MPE_env import MPEEnv
+env = MPEEnv(types.SimpleNamespace(scenario_name="simple_spread", episode_length=25, num_agents=3, num_landmarks=3))
+env.seed(int(sys.argv[3]))
+rng, out = np.random.default_rng(int(sys.argv[3])), []
+for _ in range(int(sys.argv[2])):
+    env.reset()
+    out.append(sum(float(env.step([np.eye(5)[k] for k in rng.integers(0, 5, 3)])[1][0][0]) for _ in range(25)))
+print(sum(out) / len(out))
+"""
+
+
+def random_baselines(episodes: int, seed: int = 0) -> dict[str, float]:
+    """The mean episode return of uniform random actions on each task, on the official scale: how hard each task's
+    start is (mpe2 spawns landmarks over a wider box than the official MPE), the floor each learning curve rises from."""
+    import numpy as np
+    import torch
+    import vmas
+    from mpe2 import simple_spread_v3
+
+    out: dict[str, float] = {}
+    src = PEERS / "onpolicy" / "src"
+    if src.exists() and Path(ONPOLICY_PYTHON).exists():
+        proc = run([ONPOLICY_PYTHON, "-c", OFFICIAL_RANDOM, str(src), str(episodes), str(seed)])
+        out["official MPE simple_spread"] = float(proc.stdout.split()[-1]) if proc.returncode == 0 else float("nan")
+    env, rng, returns = simple_spread_v3.parallel_env(continuous_actions=False, max_cycles=EPISODE), np.random.default_rng(seed), []
+    for i in range(episodes):
+        env.reset(seed=seed + i)
+        total = 0.0
+        while env.agents:
+            total += float(np.mean(list(env.step({a: int(rng.integers(5)) for a in env.agents})[1].values())))
+        returns.append(6 * total - 75)
+    out["mpe2 simple_spread_v3"] = float(np.mean(returns))
+    venv = vmas.make_env("simple_spread", num_envs=episodes, device="cpu", continuous_actions=False, max_steps=EPISODE, seed=seed)
+    venv.reset()
+    total = torch.zeros(episodes)
+    for _ in range(EPISODE):
+        _, rews, _, _ = venv.step([torch.randint(0, 5, (episodes,)) for _ in venv.agents])
+        total += rews[0]
+    out["VMAS simple_spread"] = float(total.mean()) - 75
+    return out
+
+
 def plot(results: dict, steps: int, path: str) -> None:
     """Mean curve per row (min-max band over seeds), on the official scale."""
     import matplotlib
@@ -195,6 +241,7 @@ def main() -> None:
     p.add_argument("--collect-only", action="store_true", help="only the collection table")
     p.add_argument("--collect-steps", type=int, default=400, help="steps per collection measurement")
     p.add_argument("--repeats", type=int, default=5, help="collection repeats (median)")
+    p.add_argument("--random-episodes", type=int, default=400, help="episodes of the random-policy baselines")
     p.add_argument("--out", default=None, help="write all results as JSON")
     p.add_argument("--plot", default=None, help="write the curves as a PNG")
     a = p.parse_args()
@@ -207,6 +254,11 @@ def main() -> None:
     print("\n| collection, random actions, 8 envs | env-steps/s (median) | of the plain loop |\n|---|---|---|")
     for k, v in col.items():
         print(f"| {k} | {median(v):,.0f} | {median(v) / base:.2f} |")
+    base_returns = random_baselines(a.random_episodes)
+    report["random_policy"] = base_returns
+    print("\n| uniform random actions, official scale | mean episode return |\n|---|---|")
+    for k, v in base_returns.items():
+        print(f"| {k} | {v:.1f} |")
     if not a.collect_only:
         results: dict = {row: {} for row in a.rows}
         for i, seed in enumerate(a.seeds):  # interleaved: every row for one seed, then the next seed
