@@ -20,7 +20,7 @@ from mappo_td.env_section import pettingzoo_env_defaults
 from mappo_td.schema import Bounds, coerce, did_you_mean, field_key
 from mappo_td.schema import config_field as _f
 from mappo_td.skrl_compat import from_skrl, resolve_auto_intervals
-from mappo_td.validation import BODIES, FAST_MODES, VALUE_CLIP_FORMS, VALUE_LOSSES, validate
+from mappo_td.validation import BODIES, FAST_MODES, INITS, VALUE_CLIP_FORMS, VALUE_LOSSES, validate
 
 PerAgentValue = float | dict
 
@@ -106,9 +106,9 @@ class EnvConfig:
     num_envs: int = _f(128, "number of parallel environments (PettingZoo, when not given: 8)", min=1)
     max_steps: int = _f(100, "episode time limit (reported as truncation)", min=1)
     continuous_actions: bool = _f(True, "continuous (Box) actions where the environment offers both")
-    num_workers: int = _f(0, "PettingZoo: 1 steps every env in this process (SerialEnv); N >= 2: TorchRL's ParallelEnv, one worker "
-                             "process per env (num_envs defaults to N and must equal it); 0: worker processes when the machine "
-                             "has more cores than envs", min=0)
+    num_workers: int = _f(0, "PettingZoo: processes stepping the envs: 1 steps them all in this process; N >= 2: N worker "
+                             "processes, each stepping its share (classic/AEC tasks: TorchRL's ParallelEnv, one env per process, "
+                             "so num_envs must equal N); 0: this process on a machine of 2 cores or fewer, else one per spare core", min=0)
     scenario_kwargs: dict | None = _f(None, "scenario kwargs (JSON); default: {\"n_agents\": 3} for VMAS navigation, else {}")
 
 
@@ -130,6 +130,9 @@ class ModelConfig:
     body: str = _f("mlp", "network body of policy and critic: 'mlp', or 'gru' (a GRU, then the MLP as head)", choices=BODIES)
     rnn_hidden_size: int = _f(64, "GRU state size (body=gru)", min=1)
     rnn_layers: int = _f(1, "GRU layers (body=gru)", min=1)
+    rnn_encoder: list = _f([], "body=gru: MLP layers before the GRU (the MAPPO reference's layout: [64, 64], hidden_sizes [])")
+    layer_norm: bool = _f(False, "body=gru: the MAPPO reference's LayerNorms (input, each hidden layer, the GRU's output)")
+    init: str = _f("default", "'default' (PyTorch's) or 'orthogonal' (the MAPPO reference's; action layer gain 0.01)", choices=INITS)
 
 
 @dataclass

@@ -10,11 +10,11 @@ PETTINGZOO_NUM_ENVS = 8  # env.num_envs when backend is pettingzoo and none is g
 
 def pettingzoo_env_defaults(env: Mapping[str, Any]) -> dict[str, Any]:
     """The env section with the earlier name ``workers`` read as ``num_workers``, and PettingZoo's default
-    ``num_envs``: ``num_workers`` when that is 2 or more (one env per worker process), else a handful (8).
+    ``num_envs``: a handful (8), or ``num_workers`` when more worker processes than that are asked for.
 
     Example:
         >>> pettingzoo_env_defaults({"backend": "pettingzoo", "workers": 4})
-        {'backend': 'pettingzoo', 'num_workers': 4, 'num_envs': 4}
+        {'backend': 'pettingzoo', 'num_workers': 4, 'num_envs': 8}
     """
     env = dict(env)
     if "workers" in env:
@@ -23,6 +23,6 @@ def pettingzoo_env_defaults(env: Mapping[str, Any]) -> dict[str, Any]:
         env["num_workers"] = env.pop("workers")
     if env.get("backend") == "pettingzoo" and "num_envs" not in env:
         workers = env.get("num_workers", 0)
-        multi = isinstance(workers, int) and not isinstance(workers, bool) and workers >= 2
-        env["num_envs"] = workers if multi else PETTINGZOO_NUM_ENVS  # stepped one after another on the CPU: a handful
+        many = isinstance(workers, int) and not isinstance(workers, bool) and workers > PETTINGZOO_NUM_ENVS
+        env["num_envs"] = workers if many else PETTINGZOO_NUM_ENVS  # stepped on the CPU: a handful
     return env

@@ -11,15 +11,15 @@ import difflib
 import importlib
 import importlib.util
 import inspect
-import os
 import re
 import warnings
 from collections.abc import Mapping
 
 import torch
-from torchrl.envs import Compose, EnvBase, ParallelEnv, RewardSum, SerialEnv, StepCounter, TransformedEnv
+from torchrl.envs import Compose, EnvBase, RewardSum, StepCounter, TransformedEnv
 
 from mappo_td.config import EnvConfig
+from mappo_td.pettingzoo_tasks import pettingzoo_batch, pettingzoo_time_limit, scenario_kwargs
 
 
 def resolve_device(device: str) -> torch.device:
@@ -35,18 +35,6 @@ def resolve_device(device: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} asked for, but CUDA is not available here; use --device cpu or auto.")
     return dev
-
-
-def scenario_kwargs(cfg: EnvConfig) -> dict:
-    """``cfg.scenario_kwargs``, or the backend's default when unset: ``{"n_agents": 3}`` for VMAS navigation, else ``{}``.
-
-    Example:
-        >>> scenario_kwargs(EnvConfig()), scenario_kwargs(EnvConfig(backend="pettingzoo", scenario="simple_spread_v3"))
-        ({'n_agents': 3}, {})
-    """
-    if cfg.scenario_kwargs is not None:
-        return dict(cfg.scenario_kwargs)
-    return {"n_agents": 3} if (cfg.backend, cfg.scenario) == ("vmas", "navigation") else {}
 
 
 def _check_vmas_scenario(name: str) -> None:
@@ -90,74 +78,6 @@ def _make_vmas(cfg: EnvConfig, n: int, device: torch.device | str, seed: int) ->
                          f"({type(err).__name__}: {err}); it reads {valid}.") from err
 
 
-PETTINGZOO_PACKAGES = ("mpe2", "pettingzoo.mpe", "pettingzoo.sisl", "pettingzoo.butterfly", "pettingzoo.classic")
-
-
-def _pettingzoo_task(name: str, max_steps: int, continuous_actions: bool, kwargs: dict, render: bool = False):
-    """The task's parallel env (an AEC env where it has no parallel form: classic board games), with ``max_cycles``,
-    ``continuous_actions`` and (``render``) ``render_mode="rgb_array"`` passed only where the task takes them."""
-    module = None
-    for package in PETTINGZOO_PACKAGES:
-        try:
-            module = importlib.import_module(f"{package}.{name}")
-            break
-        except ImportError:
-            continue
-    if module is None:
-        if importlib.util.find_spec("mpe2") is None and name.startswith("simple"):
-            raise ValueError(f"PettingZoo task {name!r} is an MPE task, which lives in the mpe2 package, not installed here: "
-                             "pip install -e \".[pettingzoo]\" (or pip install mpe2).")
-        raise ValueError(f"unknown PettingZoo task {name!r}: not in {', '.join(PETTINGZOO_PACKAGES)} (MPE tasks such as "
-                         "simple_spread_v3 need mpe2: pip install -e \".[pettingzoo]\"; classic and butterfly tasks need "
-                         "pip install \"pettingzoo[classic,butterfly]\").")
-    raw = getattr(module, "raw_env", None)
-    params = inspect.signature(raw).parameters.values() if raw is not None else ()
-    takes = {p.name for p in params} if raw is not None else {"max_cycles", "continuous_actions", "render_mode"}
-    kw = {k: v for k, v in (("max_cycles", max_steps), ("continuous_actions", continuous_actions)) if k in takes}
-    if render:  # a task taking **kwargs may take render_mode too
-        if "render_mode" not in takes and not any(p.kind is p.VAR_KEYWORD for p in params):
-            raise ValueError(f"PettingZoo task {name!r} cannot render frames (it takes no render_mode); turn rendering off.")
-        kw["render_mode"] = "rgb_array"
-    if [k for k in kwargs if k in kw]:
-        raise ValueError(f"env.scenario_kwargs {[k for k in kwargs if k in kw]} are set by mappo_td: give max_cycles as env.max_steps.")
-    make = getattr(module, "parallel_env", None) or module.env
-    try:
-        return make(**kw, **kwargs)
-    except TypeError as err:
-        raise ValueError(f"PettingZoo task {name!r} does not take scenario_kwargs {kwargs} ({err}).") from err
-
-
-def pettingzoo_time_limit(name: str) -> bool:
-    """Whether a PettingZoo task ends its episodes at ``max_steps`` itself (its ``max_cycles``); the others get
-    TorchRL's ``StepCounter(max_steps)``.
-
-    Example:
-        >>> pettingzoo_time_limit("simple_spread_v3"), pettingzoo_time_limit("connect_four_v3")
-        (True, False)
-    """
-    for package in PETTINGZOO_PACKAGES:
-        try:
-            module = importlib.import_module(f"{package}.{name}")
-        except ImportError:
-            continue
-        raw = getattr(module, "raw_env", None)
-        return raw is None or "max_cycles" in inspect.signature(raw).parameters
-    return True
-
-
-def pettingzoo_workers(cfg: EnvConfig, n: int) -> int:
-    """Processes stepping ``n`` PettingZoo envs: 1 (this one: ``cfg.num_workers`` 1), or one per env (``num_workers`` ≥ 2,
-    which then equals ``n``; or 0 on a machine with more cores than envs).
-
-    Example:
-        >>> pettingzoo_workers(EnvConfig(num_workers=1), 8), pettingzoo_workers(EnvConfig(num_workers=8), 8)
-        (1, 8)
-    """
-    if cfg.num_workers == 0:
-        return n if (os.cpu_count() or 1) > n else 1
-    return 1 if cfg.num_workers == 1 else n
-
-
 def group_map(env: EnvBase) -> dict[str, list[str]]:
     """The ``{group: [agent names]}`` map of a (possibly batched or transformed) multi-agent env.
 
@@ -191,18 +111,8 @@ def make_env(cfg: EnvConfig, device: torch.device | str = "cpu", seed: int = 0, 
     if cfg.backend == "vmas":
         env = TransformedEnv(_make_vmas(cfg, n, device, seed), StepCounter(max_steps=cfg.max_steps))
     elif cfg.backend == "pettingzoo":
-        from torchrl.envs import PettingZooWrapper
-
-        # TorchRL notes, once per env copy, that it tests PettingZoo 1.24.3; mappo_td pins and tests 1.27 (pyproject.toml)
-        warnings.filterwarnings("ignore", message="PettingZoo in TorchRL is tested using version", category=UserWarning)
-
-        def one() -> EnvBase:  # masks on: (group, "mask") says who acts, (group, "action_mask") which actions are legal
-            task = _pettingzoo_task(cfg.scenario, cfg.max_steps, cfg.continuous_actions, scenario_kwargs(cfg), render)
-            return PettingZooWrapper(task, categorical_actions=True, use_mask=True, device=device)
-
-        _pettingzoo_task(cfg.scenario, cfg.max_steps, cfg.continuous_actions, scenario_kwargs(cfg), render)  # clear errors first
         limit = None if pettingzoo_time_limit(cfg.scenario) else cfg.max_steps
-        env = TransformedEnv(ParallelEnv(n, one) if pettingzoo_workers(cfg, n) > 1 else SerialEnv(n, one), StepCounter(max_steps=limit))
+        env = TransformedEnv(pettingzoo_batch(cfg, n, device, render), StepCounter(max_steps=limit))
         env.set_seed(seed)
     else:
         raise ValueError(f"unknown backend {cfg.backend!r}; use 'vmas' or 'pettingzoo'.")

@@ -10,7 +10,9 @@ option                     skrl (default)    ``mappo-paper``
 ``value_preprocessor``     none              ``ValueNorm`` (β = 0.99999, debiased)
 ``clip_predicted_values``  false             true, ``value_clip_form`` ``max``
 ``*_active_masks``         true              true (alive masks where the env gives them)
-``model.body``             ``mlp``           ``gru`` (64), head ``[64]``, ReLU
+``model``                  MLP 64-64, Tanh   the reference's recurrent layout: LayerNorm(input), MLP 64-64
+                                             (LayerNorm after each), GRU(64), LayerNorm, Linear; orthogonal
+                                             init (action layer gain 0.01); ReLU
 ``learning_rate``          1e-3              5e-4
 ``learning_epochs``        8                 15
 ``mini_batches``           2                 1
@@ -19,7 +21,7 @@ option                     skrl (default)    ``mappo-paper``
 ``rollouts``               16                200 (``episode_length``), ``data_chunk_length`` 10
 =========================  ================  ==========================================
 
-Not reproduced: the reference's input LayerNorm and orthogonal initialization. Precedence:
+Precedence:
 defaults < preset < config file < command-line flags (e.g. ``--preset mappo-paper --rollouts 25
 --data-chunk-length 5`` for 25-step MPE episodes).
 """
@@ -37,7 +39,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             "learning_rate": 5e-4, "learning_epochs": 15, "mini_batches": 1, "entropy_loss_scale": 0.01, "grad_norm_clip": 10.0,
             "rollouts": 200, "data_chunk_length": 10,
         },
-        "model": {"body": "gru", "rnn_hidden_size": 64, "hidden_sizes": [64], "activation": "relu"},
+        "model": {"body": "gru", "rnn_hidden_size": 64, "rnn_encoder": [64, 64], "hidden_sizes": [], "layer_norm": True,
+                  "init": "orthogonal", "activation": "relu"},
     },
 }
 

@@ -17,6 +17,7 @@ FAST_MODES = ("off", "compile", "cudagraphs")
 BODIES = ("mlp", "gru")
 VALUE_LOSSES = ("mse", "huber")
 VALUE_CLIP_FORMS = ("prediction", "max")
+INITS = ("default", "orthogonal")
 
 
 def _check(ok: bool, msg: str) -> None:
@@ -41,9 +42,8 @@ def _check_workers(cfg: TrainConfig) -> None:
         return
     _check(e.backend == "pettingzoo", f"env.num_workers={e.num_workers} is for PettingZoo; {e.backend} steps all its envs as one "
                                       "batch on the device: leave num_workers at 0.")
-    _check(e.num_envs == e.num_workers, f"env.num_workers={e.num_workers} with num_envs={e.num_envs}: TorchRL's ParallelEnv steps "
-                                        f"one env per worker process; set num_envs={e.num_workers} (or leave it out), or "
-                                        f"num_workers=1 to step all {e.num_envs} envs in this process.")
+    _check(e.num_workers <= e.num_envs, f"env.num_workers={e.num_workers} with num_envs={e.num_envs}: each worker process steps at "
+                                        f"least one env; use num_workers <= {e.num_envs}, or more envs.")
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -65,8 +65,15 @@ def validate(cfg: TrainConfig) -> None:
         shown = ["RunningStandardScaler"] + (["ValueNorm", "PopArt"] if name == "value_preprocessor" else [])
         _check(v is None or getattr(v, "__name__", v) in (*shown, "RunningStandardizer"),
                f"{name} must be None or one of {shown}, got {v!r}")
-    _check(len(cfg.model.hidden_sizes) >= 1 and all(isinstance(h, int) and h >= 1 for h in cfg.model.hidden_sizes),
-           f"model.hidden_sizes must be a non-empty list of positive integers, got {cfg.model.hidden_sizes!r}")
+    mc = cfg.model
+    _check((len(mc.hidden_sizes) >= 1 or mc.body == "gru") and all(isinstance(h, int) and h >= 1 for h in mc.hidden_sizes),
+           f"model.hidden_sizes must be a non-empty list of positive integers (empty only with body='gru': a Linear after the GRU), "
+           f"got {mc.hidden_sizes!r}")
+    _check(all(isinstance(h, int) and h >= 1 for h in mc.rnn_encoder), f"model.rnn_encoder must list positive integers, got {mc.rnn_encoder!r}")
+    for name, on in (("rnn_encoder", bool(mc.rnn_encoder)), ("layer_norm", mc.layer_norm), ("init='orthogonal'", mc.init == "orthogonal")):
+        _check(not on or mc.share_params, f"model.{name} needs model.share_params=true (one network per group); drop it or share parameters.")
+        _check(not on or name.startswith("init") or mc.body == "gru", f"model.{name} is for body='gru' (the MAPPO reference's recurrent "
+                                                                       "layout); set model.body='gru' or drop it.")
     _check(math.isfinite(cfg.model.log_std_init), f"model.log_std_init must be a finite number, got {cfg.model.log_std_init!r}")
     _check(not (cfg.model.shared_model and cfg.model.centralized_critic),
            "model.shared_model needs model.centralized_critic=false: a shared trunk reads one input for both heads")

@@ -115,7 +115,7 @@ def test_a_missing_mpe2_says_how_to_install_it(monkeypatch):
 
 
 def test_worker_processes_step_the_same_episodes_as_one_process(tmp_path):
-    """env.num_workers >= 2 runs TorchRL's ParallelEnv (one process per env): the same seeds give the same run."""
+    """env.num_workers >= 2 steps the envs in a pool of worker processes: the same seeds give the same run."""
     from mappo_td.cli import main
 
     out = {}
@@ -207,14 +207,15 @@ def test_heterogeneous_groups_train_with_a_centralized_critic_across_groups(scen
     assert (last["adversary"] != last["agent"]) if competitive else len(set(last.values())) == 1, last  # shared or each its own
 
 
-def test_num_workers_must_match_num_envs_and_the_old_name_still_reads():
+def test_num_workers_is_a_process_count_and_the_old_name_still_reads():
     from mappo_td.config import TrainConfig
 
-    with pytest.raises(ValueError, match=r"num_workers=4 with num_envs=8: .* set num_envs=4 .* or num_workers=1"):
-        TrainConfig.from_dict({"env": {"backend": "pettingzoo", "num_envs": 8, "num_workers": 4}})
+    with pytest.raises(ValueError, match=r"num_workers=9 with num_envs=8: each worker process steps at least one env"):
+        TrainConfig.from_dict({"env": {"backend": "pettingzoo", "num_envs": 8, "num_workers": 9}})
     with pytest.raises(ValueError, match="num_workers=2 is for PettingZoo"):
         TrainConfig.from_dict({"env": {"backend": "vmas", "num_workers": 2}})
-    assert TrainConfig.from_dict({"env": {"backend": "pettingzoo", "num_workers": 3}}).env.num_envs == 3
+    assert TrainConfig.from_dict({"env": {"backend": "pettingzoo", "num_workers": 3}}).env.num_envs == 8  # 3 processes, 8 envs
+    assert TrainConfig.from_dict({"env": {"backend": "pettingzoo", "num_workers": 12}}).env.num_envs == 12
     assert TrainConfig.from_dict({"env": {"backend": "pettingzoo", "workers": 1}}).env.num_workers == 1
     with pytest.raises(ValueError, match="not both"):
         TrainConfig.from_dict({"env": {"workers": 1, "num_workers": 1}})
@@ -240,3 +241,10 @@ def test_pettingzoo_renders_while_training_and_in_eval(tmp_path, capsys):
     frames = Image.open(gif)
     assert 3 <= frames.n_frames <= 42 and frames.size == (891, 774)  # one game: a board per move until it ends
 
+
+def test_an_aec_task_needs_one_env_per_worker_process():
+    pytest.importorskip("pettingzoo.classic.connect_four_v3")
+    from mappo_td.envs import EnvConfig, make_env
+
+    with pytest.raises(ValueError, match=r"num_workers=2 with num_envs=4: connect_four_v3 is stepped by TorchRL's ParallelEnv"):
+        make_env(EnvConfig(backend="pettingzoo", scenario="connect_four_v3", num_envs=4, num_workers=2, continuous_actions=False))

@@ -131,6 +131,8 @@ def make_critic(
     body: str = "mlp",
     rnn_hidden_size: int = 64,
     rnn_layers: int = 1,
+    rnn_encoder: Sequence[int] = (),
+    layer_norm: bool = False,
     network: nn.Module | None = None,
     device: torch.device | str | None = None,
 ) -> TensorDictModule | TensorDictSequential:
@@ -141,7 +143,8 @@ def make_critic(
     Decentralized (``centralized=False``, IPPO): each agent's own observation.
     ``input_preprocessor`` (e.g. a RunningStandardizer) is applied to the flat input.
     ``body="gru"``: a GRU (state ``(group, "rnn_state_critic")``, see :mod:`mappo_td.models.recurrent`),
-    then the MLP as head; a centralized one with shared parameters keeps one team state.
+    then the MLP as head; a centralized one with shared parameters keeps one team state (``rnn_encoder``, ``layer_norm``:
+    the MAPPO reference's layout, as in :func:`~mappo_td.make_policy`).
     ``network``: your own network in place of the MLP (``body="mlp"``): the flat input ``[..., n_in]``
     (:func:`critic_input_size`) to ``[..., 1]``.
 
@@ -166,14 +169,15 @@ def make_critic(
         else:
             net = body_module(body, n_in, 1, n_agents, in_key=in_key, out_key=(group, "state_value"), state_key=(group, "rnn_state_critic"),
                               share_params=share_params, hidden_sizes=hidden_sizes, activation=activation,
-                              rnn_hidden_size=rnn_hidden_size, rnn_layers=rnn_layers)
+                              rnn_hidden_size=rnn_hidden_size, rnn_layers=rnn_layers, rnn_encoder=rnn_encoder, layer_norm=layer_norm)
         critic = TensorDictSequential(*pre, net)
     else:
         in_keys, ndims = centralized_inputs(observation_spec, state_key, observation_key)
         n_in = _flat_size(observation_spec, in_keys)
         if body == "gru":
             gru = GRUBody(n_in, 1, n_agents, hidden_size=rnn_hidden_size, layers=rnn_layers, share_params=share_params, team_input=True,
-                          hidden_sizes=hidden_sizes, activation=activation, preprocessor=input_preprocessor, input_ndims=ndims)
+                          hidden_sizes=hidden_sizes, activation=activation, preprocessor=input_preprocessor, input_ndims=ndims,
+                          encoder_sizes=rnn_encoder, layer_norm=layer_norm)
             critic = gru_module(gru, in_keys, (group, "state_value"), (group, "rnn_state_critic"))
             return critic.to(device) if device is not None else critic
         net = CentralizedCritic(

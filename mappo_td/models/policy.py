@@ -110,6 +110,8 @@ def make_policy(
     body: str = "mlp",
     rnn_hidden_size: int = 64,
     rnn_layers: int = 1,
+    rnn_encoder: Sequence[int] = (),
+    layer_norm: bool = False,
     action_mask: NestedKey | None | str = "auto",
     network: nn.Module | None = None,
     device: torch.device | str | None = None,
@@ -129,7 +131,8 @@ def make_policy(
         input_preprocessor: module applied to the flat observation (e.g. a RunningStandardizer).
         body: ``"mlp"`` or ``"gru"`` (:mod:`mappo_td.models.recurrent`: GRU of ``rnn_layers`` × ``rnn_hidden_size``,
             then the MLP as head; it also reads ``"is_init"`` and ``(group, "rnn_state")`` and writes
-            ``("next", group, "rnn_state")``).
+            ``("next", group, "rnn_state")``). ``rnn_encoder``, ``layer_norm``: the MAPPO reference's layout
+            (MLP layers before the GRU; its LayerNorms), see :class:`~mappo_td.models.recurrent.GRUBody`.
         action_mask: the legal-action mask's key (:func:`action_mask_key`: ``"auto"`` uses ``(group, "action_mask")``
             when the spec has it; ``None``: no mask). A masked policy reads it and never picks an illegal action.
         network: your own network in place of the MLP (``body="mlp"`` only): it maps the flat (preprocessed)
@@ -156,7 +159,7 @@ def make_policy(
     else:
         net = body_module(body, parts.n_in, parts.n_out, parts.n_agents, in_key=parts.in_key, out_key=parts.net_out_key,
                           state_key=(group, "rnn_state"), share_params=share_params, hidden_sizes=hidden_sizes, activation=activation,
-                          rnn_hidden_size=rnn_hidden_size, rnn_layers=rnn_layers)
+                          rnn_hidden_size=rnn_hidden_size, rnn_layers=rnn_layers, rnn_encoder=rnn_encoder, layer_norm=layer_norm)
     policy = parts.actor(group, *parts.pre, net)
     return policy.to(device) if device is not None else policy
 

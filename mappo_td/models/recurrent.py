@@ -37,6 +37,7 @@ from mappo_td.envs import with_transforms
 from mappo_td.keys import NestedKey
 from mappo_td.models.bodies import agent_mlp
 from mappo_td.models.inputs import ConcatFlat
+from mappo_td.models.layers import norm_mlp
 
 IS_INIT = "is_init"  # TorchRL's InitTracker key: True at the first step of an episode
 
@@ -92,6 +93,8 @@ class GRUBody(nn.Module):
         hidden_sizes, activation: the MLP head after the GRU.
         preprocessor: applied to the input first (e.g. a RunningStandardizer).
         input_ndims: several inputs, flattened by these trailing dims and concatenated first (a centralized critic's).
+        encoder_sizes: MLP layers before the GRU (the MAPPO reference's layout; ``hidden_sizes`` ``[]`` then makes the
+            head one Linear); ``layer_norm``: the reference's LayerNorms (:func:`~mappo_td.models.layers.norm_mlp`).
 
     Example:
         >>> body = GRUBody(4, 2, 3, hidden_size=8)
@@ -103,14 +106,25 @@ class GRUBody(nn.Module):
 
     def __init__(self, n_in: int, n_out: int, n_agents: int, *, hidden_size: int = 64, layers: int = 1, share_params: bool = True,
                  team_input: bool = False, hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, activation: type[nn.Module] = nn.Tanh,
-                 preprocessor: nn.Module | None = None, input_ndims: Sequence[int] | None = None) -> None:
+                 preprocessor: nn.Module | None = None, input_ndims: Sequence[int] | None = None, encoder_sizes: Sequence[int] = (),
+                 layer_norm: bool = False) -> None:
         super().__init__()
         self.concat = ConcatFlat(input_ndims) if input_ndims is not None else None
         self.n_agents, self.hidden_size, self.layers = n_agents, hidden_size, layers
         self.share_params, self.team_input = share_params, team_input
-        self.preprocessor = preprocessor if preprocessor is not None else nn.Identity()
+        if (encoder_sizes or layer_norm) and not share_params:
+            raise ValueError("model.rnn_encoder and model.layer_norm need share_params=true (one network for the group's agents).")
+        pre = [preprocessor] if preprocessor is not None else []
+        if encoder_sizes or layer_norm:  # the reference's layout: [LayerNorm], MLP, then the GRU
+            pre.append(norm_mlp(n_in, None, encoder_sizes, activation, input_norm=layer_norm) if layer_norm else
+                       MLP(in_features=n_in, out_features=encoder_sizes[-1], depth=len(encoder_sizes) - 1,
+                           num_cells=list(encoder_sizes[:-1]), activation_class=activation, activate_last_layer=True))
+            n_in = encoder_sizes[-1] if encoder_sizes else n_in
+        self.preprocessor = nn.Sequential(*pre) if len(pre) > 1 else (pre[0] if pre else nn.Identity())
         self.cells = _gru_layers(n_in, hidden_size, layers, None if share_params else n_agents)
-        if share_params and team_input:
+        if layer_norm:  # the GRU's output normalized, then the head (the reference: a Linear)
+            self.head = norm_mlp(hidden_size, n_out, hidden_sizes, activation)
+        elif share_params and team_input:
             self.head = MLP(in_features=hidden_size, out_features=n_out, depth=len(hidden_sizes), num_cells=list(hidden_sizes),
                             activation_class=activation)
         else:
@@ -261,7 +275,7 @@ def with_recurrent_state(env: EnvBase, *modules: nn.Module) -> EnvBase:
 
 def body_module(body: str, n_in: int, n_out: int, n_agents: int, *, in_key: NestedKey, out_key: NestedKey, state_key: NestedKey,
                 share_params: bool, hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, activation: type[nn.Module] = nn.Tanh,
-                rnn_hidden_size: int = 64, rnn_layers: int = 1) -> TensorDictModule:
+                rnn_hidden_size: int = 64, rnn_layers: int = 1, rnn_encoder: Sequence[int] = (), layer_norm: bool = False) -> TensorDictModule:
     """The network of a per-agent model as a ``TensorDictModule``: an MLP (``"mlp"``) or GRU + MLP head (``"gru"``, state at ``state_key``).
 
     Example:
@@ -273,6 +287,6 @@ def body_module(body: str, n_in: int, n_out: int, n_agents: int, *, in_key: Nest
         return TensorDictModule(net, in_keys=[in_key], out_keys=[out_key])
     if body == "gru":
         gru = GRUBody(n_in, n_out, n_agents, hidden_size=rnn_hidden_size, layers=rnn_layers, share_params=share_params,
-                      hidden_sizes=hidden_sizes, activation=activation)
+                      hidden_sizes=hidden_sizes, activation=activation, encoder_sizes=rnn_encoder, layer_norm=layer_norm)
         return gru_module(gru, in_key, out_key, state_key)
     raise ValueError(f"unknown body {body!r}; use one of {BODIES}.")

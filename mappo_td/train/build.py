@@ -22,6 +22,7 @@ from mappo_td.config import BOUNDS, TrainConfig, per_agent_fields
 from mappo_td.models.bodies import activation_class
 from mappo_td.models.critic import critic_input_size, make_critic
 from mappo_td.models.inputs import n_features
+from mappo_td.models.layers import orthogonal_init
 from mappo_td.models.policy import make_policy, make_shared_actor_critic
 from mappo_td.multiagent import all_names, per_agent_tensor, select_group
 from mappo_td.objectives.gae import MAPPOGAE
@@ -119,7 +120,8 @@ def build_group(cfg: TrainConfig, observation_spec: Composite, action_spec: Comp
     n_obs = n_features(observation_spec, name)
     pre = {"state_preprocessor": _preprocessor(cfg, "state_preprocessor", n_obs, device)}
     common = dict(share_params=mc.share_params, hidden_sizes=list(mc.hidden_sizes), activation=activation_class(mc.activation))
-    body = dict(body=mc.body, rnn_hidden_size=mc.rnn_hidden_size, rnn_layers=mc.rnn_layers)
+    body = dict(body=mc.body, rnn_hidden_size=mc.rnn_hidden_size, rnn_layers=mc.rnn_layers, rnn_encoder=list(mc.rnn_encoder),
+                layer_norm=mc.layer_norm)
     head = dict(distribution=mc.distribution, tanh_squash=mc.tanh_squash, log_std_init=mc.log_std_init,
                 action_mask="auto" if mc.action_masks else None)
     if models is not None and mc.shared_model:
@@ -136,6 +138,9 @@ def build_group(cfg: TrainConfig, observation_spec: Composite, action_spec: Comp
         pre["shared_state_preprocessor"] = _preprocessor(cfg, "shared_state_preprocessor", n_critic, device)
         critic = make_critic(observation_spec, name, centralized=mc.centralized_critic, input_preprocessor=pre["shared_state_preprocessor"],
                              network=nets.get("value"), **common, **body)
+    if mc.init == "orthogonal" and models is None:  # the reference's: the action layer at gain 0.01, the value layer at 1
+        orthogonal_init(policy, activation_class(mc.activation), 0.01)
+        orthogonal_init(critic, activation_class(mc.activation), 1.0)
     policy, critic = policy.to(device), critic.to(device)
     pre["value_preprocessor"] = _preprocessor(cfg, "value_preprocessor", 1, device)
     if isinstance(pre["value_preprocessor"], PopArt):
