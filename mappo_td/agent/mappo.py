@@ -81,6 +81,9 @@ class MAPPO:
                  device: str | torch.device | None = None, cfg: Mapping[str, Any] | None = None,
                  shared_observation_spaces: Mapping[str, Space] | None = None, *, num_envs: int = 1) -> None:
         self.possible_agents = check_possible_agents(possible_agents)
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs must be an integer >= 1 (the environments stepped together: every tensor's first dim), "
+                             f"got {num_envs!r}.")
         user = check_models(models, self.possible_agents) if models is not None else None
         for name, spaces in (("observation_spaces", observation_spaces), ("action_spaces", action_spaces)):
             if spaces is None:

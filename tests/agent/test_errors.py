@@ -200,3 +200,11 @@ def test_a_second_agent_never_writes_into_the_first_agents_run_folder(tmp_path):
     with pytest.raises(ValueError, match=r"same already holds"):
         second.write_checkpoint(4, 10)
     assert {p: p.read_bytes() for p in (tmp_path / "same").rglob("*") if p.is_file()} == files
+
+
+@pytest.mark.parametrize("n", ["x", 0, 2.5, True])
+def test_a_bad_num_envs_is_refused_at_construction(tmp_path, n):
+    with pytest.raises(ValueError, match=rf"num_envs must be an integer >= 1 .* got {n!r}"):
+        MAPPO(NAMES, observation_spaces={a: gym.spaces.Box(-1, 1, (5,)) for a in NAMES},
+              action_spaces={a: gym.spaces.Discrete(4) for a in NAMES}, device="cpu", num_envs=n,
+              cfg={"experiment": {"directory": str(tmp_path)}})
