@@ -1,15 +1,5 @@
-"""``mappo-td``: train (default: MAPPO on VMAS navigation), resume, evaluate.
-
-    mappo-td train                              # GPU if present, else CPU
-    mappo-td train --num-envs 600 --timesteps 50000 --learning-rate 3e-4
-    mappo-td train --fast compile               # torch.compile acting and update (cudagraphs: + CUDA graphs)
-    mappo-td train --config skrl_cfg.yaml       # skrl's MAPPO_DEFAULT_CONFIG dict, verbatim
-    mappo-td train --preset mappo-paper         # the MAPPO reference's defaults (Huber, ValueNorm, GRU ...)
-    mappo-td train --resume runs/<name>/checkpoints            # --fork NEW_NAME / --overwrite-later for an older checkpoint
-    mappo-td eval runs/<name>/checkpoints --episodes 20
-    mappo-td train --seeds 0 1 2 --experiment-name nav    # runs/nav_seed0, _seed1, _seed2
-    mappo-td plot runs/nav_seed*                          # reward vs frames and wall time (pip install -e ".[plot]")
-    torchrun --nproc-per-node 4 $(which mappo-td) train --num-envs 1024   # data parallel: 4 x 1024 envs, one model
+"""``mappo-td``: train (default: MAPPO on VMAS navigation), resume, evaluate, plot; the commands and examples are
+:data:`mappo_td.cli_parser.USAGE` (``mappo-td --help``), the parser :func:`mappo_td.cli_parser.build_parser`.
 """
 
 from __future__ import annotations
