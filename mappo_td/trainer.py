@@ -44,7 +44,7 @@ class MAPPOTrainer:
         self.run_dir: Path | None = None  # set by train() (a new folder, or where a resumed run continues)
         self.resume: Resume | None = None  # set by from_checkpoint()
         self._lock: RunLock | None = None  # rank 0, while train() runs: the run folder's lock
-        self._purge: int | None = None  # a resumed run whose folder save() prepared: TensorBoard's purge step for train()
+        self._purge: int | None = None  # a resumed run: TensorBoard's purge step (the checkpoint's timestep + 1) for its next log
 
     # Views of the learner's state, for users and tests.
     cfg = property(lambda self: self.learner.cfg, doc="The configuration.")
@@ -85,10 +85,9 @@ class MAPPOTrainer:
 
     def _train(self) -> dict[str, Any]:
         lrn = self.learner
-        purge = self._purge
+        purge = self._purge  # TensorBoard: hide what an earlier session logged after the checkpoint
         if self.resume is not None:
             r = self.resume
-            purge = r.timestep + 1  # TensorBoard: hide what an earlier session logged after the checkpoint
             if r.world_size != lrn.world_size:
                 raise CheckpointError(f"{r.checkpoint} was written by a run of {r.world_size} process(es); this run has "
                                       f"{lrn.world_size}. Resume with the same number (torchrun --nproc-per-node "
@@ -99,7 +98,7 @@ class MAPPOTrainer:
         made: dict[str, RunLogger] = {}
         on_rank0(lambda: made.setdefault("log", RunLogger(run_dir, self.cfg, purge_step=purge)) and None)  # an error there stops every rank
         logger = made.get("log") or NullLogger(run_dir)
-        self.run_dir = logger.run_dir
+        self.run_dir, self._purge = logger.run_dir, None  # purged once: a later train() continues this session's events
         return loop.train(lrn, logger)
 
     def _hold_run_dir(self) -> Path:
@@ -131,7 +130,7 @@ class MAPPOTrainer:
         held = self._lock is None  # not inside train(): hold the folder for this write only
         if held:
             self.run_dir = on_rank0(self._hold_run_dir)
-            self._purge, self.resume = self._purge if self.resume is None else self.resume.timestep + 1, None
+            self.resume = None
         try:
             return save_learner(self.learner, self.run_dir / "checkpoints" / f"agent_{self.timestep}.pt")
         finally:
@@ -163,5 +162,5 @@ class MAPPOTrainer:
             r.fork_parent = Path(cfg.mappo.experiment.directory or "runs")
         if fork is not None:
             check_new_run_dir(fork_dir(r), instead="pass another --fork NEW_NAME")  # said now, before anything is trained
-        trainer.resume, trainer.run_dir = r, r.run_dir
+        trainer.resume, trainer.run_dir, trainer._purge = r, r.run_dir, trainer.timestep + 1
         return trainer
