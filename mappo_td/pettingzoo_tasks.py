@@ -33,16 +33,25 @@ def scenario_kwargs(cfg: EnvConfig) -> dict:
 PETTINGZOO_PACKAGES = ("mpe2", "pettingzoo.mpe", "pettingzoo.sisl", "pettingzoo.butterfly", "pettingzoo.classic")
 
 
+def task_module(name: str):
+    """The module of PettingZoo task ``name``, the first found in :data:`PETTINGZOO_PACKAGES`, or None.
+
+    Example:
+        >>> task_module("simple_spread_v3").__name__, task_module("no_such_task_v0")
+        ('mpe2.simple_spread_v3', None)
+    """
+    for package in PETTINGZOO_PACKAGES:
+        try:
+            return importlib.import_module(f"{package}.{name}")
+        except ImportError:
+            continue
+    return None
+
+
 def _pettingzoo_task(name: str, max_steps: int, continuous_actions: bool, kwargs: dict, render: bool = False):
     """The task's parallel env (an AEC env where it has no parallel form: classic board games), with ``max_cycles``,
     ``continuous_actions`` and (``render``) ``render_mode="rgb_array"`` passed only where the task takes them."""
-    module = None
-    for package in PETTINGZOO_PACKAGES:
-        try:
-            module = importlib.import_module(f"{package}.{name}")
-            break
-        except ImportError:
-            continue
+    module = task_module(name)
     if module is None:
         if importlib.util.find_spec("mpe2") is None and name.startswith("simple"):
             raise ValueError(f"PettingZoo task {name!r} is an MPE task, which lives in the mpe2 package, not installed here: "
@@ -75,14 +84,11 @@ def pettingzoo_time_limit(name: str) -> bool:
         >>> pettingzoo_time_limit("simple_spread_v3"), pettingzoo_time_limit("connect_four_v3")
         (True, False)
     """
-    for package in PETTINGZOO_PACKAGES:
-        try:
-            module = importlib.import_module(f"{package}.{name}")
-        except ImportError:
-            continue
-        raw = getattr(module, "raw_env", None)
-        return raw is None or "max_cycles" in inspect.signature(raw).parameters
-    return True
+    module = task_module(name)
+    if module is None:
+        return True
+    raw = getattr(module, "raw_env", None)
+    return raw is None or "max_cycles" in inspect.signature(raw).parameters
 
 
 def pettingzoo_workers(cfg: EnvConfig, n: int) -> int:
@@ -108,13 +114,8 @@ def pettingzoo_route(name: str) -> str:
         >>> pettingzoo_route("simple_spread_v3"), pettingzoo_route("connect_four_v3")
         ('batched', 'torchrl')
     """
-    for package in PETTINGZOO_PACKAGES:
-        try:
-            module = importlib.import_module(f"{package}.{name}")
-        except ImportError:
-            continue
-        return "batched" if hasattr(module, "parallel_env") else "torchrl"
-    return "torchrl"
+    module = task_module(name)
+    return "batched" if module is not None and hasattr(module, "parallel_env") else "torchrl"
 
 
 def pettingzoo_batch(cfg: EnvConfig, n: int, device: torch.device | str, render: bool = False) -> EnvBase:
