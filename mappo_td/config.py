@@ -16,16 +16,18 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mappo_td.defaults import BODIES, DEFAULT_ACTIVATION, DEFAULT_HIDDEN_SIZES, FAST_MODES, INITS, VALUE_CLIP_FORMS, VALUE_LOSSES
+from mappo_td.defaults import BOUNDS as BOUNDS  # importable from here too
+from mappo_td.defaults import NON_NEGATIVE as _NONNEG
+from mappo_td.defaults import POSITIVE as _POS
+from mappo_td.defaults import UNIT as _UNIT
 from mappo_td.env_section import pettingzoo_env_defaults
 from mappo_td.schema import Bounds, coerce, did_you_mean, field_key
 from mappo_td.schema import config_field as _f
 from mappo_td.skrl_compat import from_skrl, resolve_auto_intervals
-from mappo_td.validation import BODIES, FAST_MODES, INITS, VALUE_CLIP_FORMS, VALUE_LOSSES, validate
+from mappo_td.validation import validate
 
 PerAgentValue = float | dict
-
-DEFAULT_HIDDEN_SIZES = (64, 64)  # the builders' default too
-DEFAULT_ACTIVATION = "tanh"
 
 
 def _per_agent(default: float, help: str, bounds: Bounds, **kw: Any) -> Any:
@@ -48,11 +50,6 @@ class ExperimentConfig:
     eval_render: bool = _f(False, "with eval_interval: also write each evaluation's first episode to <run>/eval/eval_<timestep>.gif")
     wandb: bool = _f(False, "log to Weights & Biases (needs the wandb package)")
     wandb_kwargs: dict = _f({}, "wandb.init kwargs (JSON)")
-
-
-_POS = (0.0, math.inf, False)  # > 0
-_NONNEG = (0.0, math.inf, True)  # >= 0
-_UNIT = (0.0, 1.0, True)  # [0, 1]
 
 
 @dataclass
@@ -272,9 +269,6 @@ def per_agent_fields() -> Iterator[dataclasses.Field]:
         ['discount_factor', 'lambda', 'learning_rate']
     """
     return (f for f in dataclasses.fields(MAPPOConfig) if f.metadata.get("per_agent"))
-
-
-BOUNDS: dict[str, Bounds] = {field_key(f): f.metadata["bounds"] for f in per_agent_fields()}  # per-agent field -> allowed range
 
 
 def _coerced(cls: type, d: Mapping[str, Any], where: str) -> dict[str, Any]:

@@ -16,10 +16,11 @@ import warnings
 from collections.abc import Mapping
 
 import torch
-from torchrl.envs import Compose, EnvBase, RewardSum, StepCounter, TransformedEnv
+from torchrl.envs import EnvBase, RewardSum, StepCounter, TransformedEnv
 
 from mappo_td.config import EnvConfig
 from mappo_td.pettingzoo_tasks import pettingzoo_batch, pettingzoo_time_limit, scenario_kwargs
+from mappo_td.transforms import with_transforms
 
 
 def resolve_device(device: str) -> torch.device:
@@ -150,18 +151,6 @@ def with_episode_stats(env: EnvBase) -> EnvBase:
         (True, True)
     """
     return with_transforms(env, episode_stats_transforms(env))
-
-
-def with_transforms(env: EnvBase, transforms: list) -> EnvBase:
-    """A new ``TransformedEnv`` running ``env``'s own transforms (cloned: ``env`` is not changed), then ``transforms``;
-    ``env`` itself when there are none.
-
-    Example:
-        >>> env = make_env(EnvConfig(num_envs=2))
-        >>> with_transforms(env, []) is env, len(with_transforms(env, [StepCounter()]).transform) == len(env.transform) + 1
-        (True, True)
-    """
-    return TransformedEnv(env, Compose(*transforms), auto_unwrap=True) if transforms else env
 
 
 def simulator_rng_state() -> dict:

@@ -19,7 +19,7 @@ import torch
 from tensordict.nn import ProbabilisticTensorDictSequential, TensorDictModule, TensorDictSequential
 from torch import nn
 
-from mappo_td.config import FAST_MODES
+from mappo_td.defaults import FAST_MODES
 
 
 class TensorPlan:

@@ -11,13 +11,12 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import math
 import types
 from collections.abc import Mapping
 from dataclasses import field
 from typing import Any, Union, get_args, get_origin
 
-Bounds = tuple[float, float, bool]  # (low, high, low included); high is always included
+from mappo_td.defaults import Bounds, check_in_bounds  # noqa: F401  (Bounds: importable from here too)
 
 
 def config_field(default: Any, help: str, **kw: Any) -> Any:
@@ -47,22 +46,6 @@ def did_you_mean(unknown: list[str], valid: list[str] | set[str]) -> str:
     if len(unknown) == 1:
         return f" (did you mean {next(iter(close.values()))!r}?)"
     return f" (did you mean {', '.join(f'{m!r} for {k!r}' for k, m in close.items())}?)"
-
-
-def check_in_bounds(name: str, values: list[float], b: Bounds) -> None:
-    """Raise ``ValueError`` unless every value is a finite number within ``b``.
-
-    Example:
-        >>> check_in_bounds("lambda", [0.5, 1.5], (0.0, 1.0, True))
-        Traceback (most recent call last):
-        ...
-        ValueError: lambda must be a finite number in [0, 1], got 1.5
-    """
-    lo, hi, closed = b
-    for v in values:
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and (lo <= v if closed else lo < v) and v <= hi
-        if not ok:
-            raise ValueError(f"{name} must be a finite number in {'[' if closed else '('}{lo:g}, {hi:g}], got {v!r}")
 
 
 def _number(name: str, value: Any, kind: type) -> float | int:

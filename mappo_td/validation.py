@@ -8,16 +8,12 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from mappo_td.defaults import BODIES, FAST_MODES, INITS, VALUE_CLIP_FORMS, VALUE_LOSSES  # noqa: F401  (importable from here too)
 from mappo_td.schema import check_fields
 
 if TYPE_CHECKING:
     from mappo_td.config import TrainConfig
 
-FAST_MODES = ("off", "compile", "cudagraphs")
-BODIES = ("mlp", "gru")
-VALUE_LOSSES = ("mse", "huber")
-VALUE_CLIP_FORMS = ("prediction", "max")
-INITS = ("default", "orthogonal")
 
 
 def _check(ok: bool, msg: str) -> None:

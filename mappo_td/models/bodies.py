@@ -1,6 +1,7 @@
-"""Network bodies for agent groups: per-agent MLPs with shared or separate parameters.
+"""The MLP body of agent groups: per-agent MLPs with shared or separate parameters, and the activations by name.
 
-The recurrent (GRU) body comes next; the builders take the body from here.
+The recurrent (GRU) body is :mod:`mappo_td.models.recurrent`, whose :func:`~mappo_td.models.recurrent.body_module`
+gives the builders either body.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Sequence
 from torch import nn
 from torchrl.modules import MLP, MultiAgentMLP
 
-from mappo_td.config import DEFAULT_HIDDEN_SIZES
+from mappo_td.defaults import DEFAULT_HIDDEN_SIZES
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU}
 
@@ -46,3 +47,16 @@ def agent_mlp(n_in: int, n_out: int, n_agents: int, *, share_params: bool, hidde
                    activation_class=activation, **kwargs)
     return MultiAgentMLP(n_in, n_out, n_agents, centralized=False, share_params=False, depth=len(hidden_sizes),
                          num_cells=list(hidden_sizes), activation_class=activation, **kwargs)
+
+
+def check_user_network(network: nn.Module | None, body: str) -> None:
+    """``network=`` (the caller's own network) replaces the MLP: an error with any other body.
+
+    Example:
+        >>> check_user_network(nn.Linear(2, 2), "gru")
+        Traceback (most recent call last):
+        ...
+        ValueError: network= replaces the MLP body; body='gru' cannot take a user network (use body='mlp').
+    """
+    if network is not None and body != "mlp":
+        raise ValueError(f"network= replaces the MLP body; body={body!r} cannot take a user network (use body='mlp').")

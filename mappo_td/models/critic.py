@@ -19,8 +19,9 @@ from torch import nn
 from torchrl.data import Composite
 from torchrl.modules import MLP, MultiAgentMLP
 
-from mappo_td.config import DEFAULT_HIDDEN_SIZES
+from mappo_td.defaults import BODIES, DEFAULT_HIDDEN_SIZES, DEFAULT_RNN_HIDDEN_SIZE
 from mappo_td.keys import NestedKey
+from mappo_td.models.bodies import check_user_network
 from mappo_td.models.inputs import ConcatFlat, group_spec, n_features, observation_input, observation_leaves, with_preprocessor
 from mappo_td.models.recurrent import GRUBody, body_module, gru_module
 
@@ -29,7 +30,7 @@ class CentralizedCritic(nn.Module):
     """Value of every agent of a group from one global input (state, or all observations).
 
     The global input is flattened (then passed through ``preprocessor``, if any, e.g. a
-    RunningStandardizer), shared by every agent of the group, and fed to a
+    RunningStandardScaler), shared by every agent of the group, and fed to a
     :class:`~torchrl.modules.MultiAgentMLP` (shared or per-agent parameters), or to ``network``
     (yours: ``[..., n_inputs] -> [..., 1]``, one value shared by the group's agents).
 
@@ -129,7 +130,7 @@ def make_critic(
     observation_key: NestedKey = "observation",
     input_preprocessor: nn.Module | None = None,
     body: str = "mlp",
-    rnn_hidden_size: int = 64,
+    rnn_hidden_size: int = DEFAULT_RNN_HIDDEN_SIZE,
     rnn_layers: int = 1,
     rnn_encoder: Sequence[int] = (),
     layer_norm: bool = False,
@@ -141,7 +142,7 @@ def make_critic(
     Centralized (the default): reads the root ``state_key`` when the spec has it,
     else the observations of every agent of every group (sorted by group name).
     Decentralized (``centralized=False``, IPPO): each agent's own observation.
-    ``input_preprocessor`` (e.g. a RunningStandardizer) is applied to the flat input.
+    ``input_preprocessor`` (e.g. a RunningStandardScaler) is applied to the flat input.
     ``body="gru"``: a GRU (state ``(group, "rnn_state_critic")``, see :mod:`mappo_td.models.recurrent`),
     then the MLP as head; a centralized one with shared parameters keeps one team state (``rnn_encoder``, ``layer_norm``:
     the MAPPO reference's layout, as in :func:`~mappo_td.make_policy`).
@@ -157,32 +158,34 @@ def make_critic(
         >>> make_critic(spec, network=nn.Linear(critic_input_size(spec), 1))(spec.rand())["agents", "state_value"].shape
         torch.Size([8, 3, 1])
     """
-    if network is not None and body != "mlp":
-        raise ValueError(f"network= replaces the MLP body; body={body!r} cannot take a user network (use body='mlp').")
-    gspec = group_spec(observation_spec, group, "observation")
-    n_agents = gspec.shape[-1]
-    if not centralized:
+    n_agents = group_spec(observation_spec, group, "observation").shape[-1]
+    body_kwargs = {"share_params": share_params, "hidden_sizes": hidden_sizes, "activation": activation, "rnn_hidden_size": rnn_hidden_size,
+                   "rnn_layers": rnn_layers, "rnn_encoder": rnn_encoder, "layer_norm": layer_norm}
+    if centralized:
+        critic = _centralized_critic(observation_spec, group, n_agents, state_key, observation_key, input_preprocessor, body, network, **body_kwargs)
+    else:
         pre, in_key, n_in = observation_input(observation_spec, group, observation_key)
         pre, in_key = with_preprocessor(pre, in_key, group, input_preprocessor, "critic_input_normalized")
-        if network is not None:
-            net = TensorDictModule(network, in_keys=[in_key], out_keys=[(group, "state_value")])
-        else:
-            net = body_module(body, n_in, 1, n_agents, in_key=in_key, out_key=(group, "state_value"), state_key=(group, "rnn_state_critic"),
-                              share_params=share_params, hidden_sizes=hidden_sizes, activation=activation,
-                              rnn_hidden_size=rnn_hidden_size, rnn_layers=rnn_layers, rnn_encoder=rnn_encoder, layer_norm=layer_norm)
-        critic = TensorDictSequential(*pre, net)
-    else:
-        in_keys, ndims = centralized_inputs(observation_spec, state_key, observation_key)
-        n_in = _flat_size(observation_spec, in_keys)
-        if body == "gru":
-            gru = GRUBody(n_in, 1, n_agents, hidden_size=rnn_hidden_size, layers=rnn_layers, share_params=share_params, team_input=True,
-                          hidden_sizes=hidden_sizes, activation=activation, preprocessor=input_preprocessor, input_ndims=ndims,
-                          encoder_sizes=rnn_encoder, layer_norm=layer_norm)
-            critic = gru_module(gru, in_keys, (group, "state_value"), (group, "rnn_state_critic"))
-            return critic.to(device) if device is not None else critic
-        net = CentralizedCritic(
-            ndims, n_in, n_agents, share_params=share_params, hidden_sizes=hidden_sizes, activation=activation,
-            preprocessor=input_preprocessor, network=network,
-        )
-        critic = TensorDictModule(net, in_keys=in_keys, out_keys=[(group, "state_value")])
+        critic = TensorDictSequential(*pre, body_module(body, n_in, 1, n_agents, in_key=in_key, out_key=(group, "state_value"),
+                                                        state_key=(group, "rnn_state_critic"), network=network, **body_kwargs))
     return critic.to(device) if device is not None else critic
+
+
+def _centralized_critic(observation_spec: Composite, group: str, n_agents: int, state_key: NestedKey | None, observation_key: NestedKey,
+                        preprocessor: nn.Module | None, body: str, network: nn.Module | None, *, share_params: bool,
+                        hidden_sizes: Sequence[int], activation: type[nn.Module], rnn_hidden_size: int, rnn_layers: int,
+                        rnn_encoder: Sequence[int], layer_norm: bool) -> TensorDictModule:
+    """The value of every agent of ``group`` from the global input: a :class:`CentralizedCritic`, or a GRU on it."""
+    check_user_network(network, body)
+    in_keys, ndims = centralized_inputs(observation_spec, state_key, observation_key)
+    n_in = _flat_size(observation_spec, in_keys)
+    if body == "gru":
+        gru = GRUBody(n_in, 1, n_agents, hidden_size=rnn_hidden_size, layers=rnn_layers, share_params=share_params, team_input=True,
+                      hidden_sizes=hidden_sizes, activation=activation, preprocessor=preprocessor, input_ndims=ndims,
+                      encoder_sizes=rnn_encoder, layer_norm=layer_norm)
+        return gru_module(gru, in_keys, (group, "state_value"), (group, "rnn_state_critic"))
+    if body != "mlp":
+        raise ValueError(f"unknown body {body!r}; use one of {BODIES}.")
+    net = CentralizedCritic(ndims, n_in, n_agents, share_params=share_params, hidden_sizes=hidden_sizes, activation=activation,
+                            preprocessor=preprocessor, network=network)
+    return TensorDictModule(net, in_keys=in_keys, out_keys=[(group, "state_value")])

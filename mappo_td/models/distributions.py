@@ -36,6 +36,7 @@ from torchrl.data import MultiCategorical as MultiCategoricalSpec
 from torchrl.modules import IndependentNormal, TanhNormal
 from torchrl.modules import MaskedCategorical as _TorchRLMaskedCategorical
 
+from mappo_td.defaults import LOG_STD_MAX, LOG_STD_MIN
 from mappo_td.keys import NestedKey
 
 Distribution = Literal["auto", "gaussian", "multivariate_gaussian"]
@@ -175,7 +176,7 @@ class MultivariateNormalHead(nn.Module):
         (torch.Size([5, 3, 3]), True)
     """
 
-    def __init__(self, param_shape: Sequence[int], log_std_init: float = 0.0, min_log_std: float = -20.0, max_log_std: float = 2.0) -> None:
+    def __init__(self, param_shape: Sequence[int], log_std_init: float = 0.0, min_log_std: float = LOG_STD_MIN, max_log_std: float = LOG_STD_MAX) -> None:
         super().__init__()
         *lead, a = param_shape
         self.log_std = nn.Parameter(torch.full((*lead, a), float(log_std_init)))
@@ -201,7 +202,7 @@ class StateIndependentScale(nn.Module):
         (torch.Size([4, 3, 2]), 1.0)
     """
 
-    def __init__(self, param_shape: Sequence[int], log_std_init: float = 0.0, min_log_std: float = -20.0, max_log_std: float = 2.0) -> None:
+    def __init__(self, param_shape: Sequence[int], log_std_init: float = 0.0, min_log_std: float = LOG_STD_MIN, max_log_std: float = LOG_STD_MAX) -> None:
         super().__init__()
         self.log_std = nn.Parameter(torch.full(tuple(param_shape), float(log_std_init)))
         self.min_log_std, self.max_log_std = min_log_std, max_log_std
@@ -220,7 +221,7 @@ class StateDependentScale(nn.Module):
         (torch.Size([4, 3]), 1.0)
     """
 
-    def __init__(self, min_log_std: float = -20.0, max_log_std: float = 2.0) -> None:
+    def __init__(self, min_log_std: float = LOG_STD_MIN, max_log_std: float = LOG_STD_MAX) -> None:
         super().__init__()
         self.min_log_std, self.max_log_std = min_log_std, max_log_std
 
@@ -253,10 +254,8 @@ def action_head(
     """
     g = group
     if isinstance(action_spec, (OneHot, MultiOneHot)):
-        raise TypeError(
-            f"one-hot action spec {type(action_spec).__name__} for group {g!r} is not supported; "
-            "ask the environment for categorical actions (e.g. VmasEnv(..., categorical_actions=True))."
-        )
+        raise TypeError(f"one-hot action spec {type(action_spec).__name__} for group {g!r} is not supported; "
+                        "ask the environment for categorical actions (e.g. VmasEnv(..., categorical_actions=True)).")
     if isinstance(action_spec, Binary):
         raise TypeError(f"unsupported action spec Binary for group {g!r}: use Categorical, MultiCategorical (e.g. nvec=[2] * k) or a continuous Box.")
     discrete_keys = {"logits": (g, "logits")} | ({} if action_mask_key is None else {"mask": action_mask_key})
@@ -270,12 +269,18 @@ def action_head(
                          f"({type(action_spec).__name__}); action masks apply to Categorical and MultiCategorical actions.")
     if action_spec.domain != "continuous" or action_spec.dtype not in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
         raise TypeError(f"unsupported action spec {type(action_spec).__name__} for group {g!r}: use Categorical, MultiCategorical or a continuous Box.")
-    a = action_spec.shape[-1]
+    return _gaussian_head(action_spec, g, [action_spec.shape[-1]] if share_params else [n_agents, action_spec.shape[-1]],
+                          distribution, state_dependent_std, tanh_squash, log_std_init)
+
+
+def _gaussian_head(action_spec: TensorSpec, g: str, param_shape: list[int], distribution: Distribution, state_dependent_std: bool,
+                   tanh_squash: bool | None, log_std_init: float) -> tuple[int, list[nn.Module | TensorDictModuleBase], dict, type, dict]:
+    """:func:`action_head` for a continuous Box of ``A`` dims: a (multivariate) Gaussian, squashed into the bounds or not."""
+    a = param_shape[-1]
     bounded = isinstance(action_spec, Bounded)
     squash = bounded if tanh_squash is None else tanh_squash
     if squash and not bounded:
         raise ValueError(f"tanh_squash=True needs a bounded action spec; group {g!r} has {type(action_spec).__name__}.")
-    param_shape = [a] if share_params else [n_agents, a]
     if distribution == "multivariate_gaussian":
         if squash:
             raise ValueError("the multivariate Gaussian is not squashed: pass tanh_squash=False with distribution='multivariate_gaussian'.")
@@ -283,12 +288,9 @@ def action_head(
         return a, [head], {"loc": (g, "loc"), "scale_tril": (g, "scale_tril")}, D.MultivariateNormal, {}
     if distribution not in ("auto", "gaussian"):
         raise ValueError(f"unknown distribution {distribution!r}; use 'auto', 'gaussian' or 'multivariate_gaussian'.")
-    if state_dependent_std:
-        scale = TensorDictModule(StateDependentScale(), in_keys=[(g, "net_out")], out_keys=[(g, "loc"), (g, "scale")])
-        n_out = 2 * a
-    else:
-        scale = TensorDictModule(StateIndependentScale(param_shape, log_std_init), in_keys=[(g, "loc")], out_keys=[(g, "loc"), (g, "scale")])
-        n_out = a
+    n_out = 2 * a if state_dependent_std else a  # state-dependent: the network outputs the log-std too
+    scale_head = StateDependentScale() if state_dependent_std else StateIndependentScale(param_shape, log_std_init)
+    scale = TensorDictModule(scale_head, in_keys=[(g, "net_out" if state_dependent_std else "loc")], out_keys=[(g, "loc"), (g, "scale")])
     keys = {"loc": (g, "loc"), "scale": (g, "scale")}
     if squash:
         idx = (0,) * (action_spec.ndim - 2)  # drop env batch dims: bounds are [n_agents, A]

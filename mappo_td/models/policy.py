@@ -20,7 +20,7 @@ from torch import nn
 from torchrl.data import Composite
 from torchrl.modules import ProbabilisticActor
 
-from mappo_td.config import DEFAULT_HIDDEN_SIZES
+from mappo_td.defaults import DEFAULT_HIDDEN_SIZES, DEFAULT_RNN_HIDDEN_SIZE
 from mappo_td.keys import NestedKey
 from mappo_td.models.bodies import agent_mlp
 from mappo_td.models.distributions import Distribution, action_head
@@ -98,23 +98,11 @@ def make_policy(
     action_spec: Composite,
     group: str = "agents",
     *,
-    share_params: bool = True,
-    hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES,
-    activation: type[nn.Module] = nn.Tanh,
-    distribution: Distribution = "auto",
-    state_dependent_std: bool = False,
-    tanh_squash: bool | None = None,
-    log_std_init: float = 0.0,
-    observation_key: NestedKey = "observation",
-    input_preprocessor: nn.Module | None = None,
-    body: str = "mlp",
-    rnn_hidden_size: int = 64,
-    rnn_layers: int = 1,
-    rnn_encoder: Sequence[int] = (),
-    layer_norm: bool = False,
-    action_mask: NestedKey | None | str = "auto",
-    network: nn.Module | None = None,
-    device: torch.device | str | None = None,
+    share_params: bool = True, hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, activation: type[nn.Module] = nn.Tanh,
+    distribution: Distribution = "auto", state_dependent_std: bool = False, tanh_squash: bool | None = None, log_std_init: float = 0.0,
+    observation_key: NestedKey = "observation", input_preprocessor: nn.Module | None = None, action_mask: NestedKey | None | str = "auto",
+    body: str = "mlp", rnn_hidden_size: int = DEFAULT_RNN_HIDDEN_SIZE, rnn_layers: int = 1, rnn_encoder: Sequence[int] = (),
+    layer_norm: bool = False, network: nn.Module | None = None, device: torch.device | str | None = None,
 ) -> ProbabilisticActor:
     """Build a decentralized stochastic policy for one agent group.
 
@@ -128,7 +116,7 @@ def make_policy(
         state_dependent_std: the network outputs the log-std too (else a learned parameter).
         tanh_squash: squash Gaussian samples into the Box bounds (default: when the spec is bounded).
         log_std_init: initial log-std of Gaussian policies.
-        input_preprocessor: module applied to the flat observation (e.g. a RunningStandardizer).
+        input_preprocessor: module applied to the flat observation (e.g. a RunningStandardScaler).
         body: ``"mlp"`` or ``"gru"`` (:mod:`mappo_td.models.recurrent`: GRU of ``rnn_layers`` × ``rnn_hidden_size``,
             then the MLP as head; it also reads ``"is_init"`` and ``(group, "rnn_state")`` and writes
             ``("next", group, "rnn_state")``). ``rnn_encoder``, ``layer_norm``: the MAPPO reference's layout
@@ -152,14 +140,9 @@ def make_policy(
     """
     parts = _policy_parts(observation_spec, action_spec, group, observation_key, input_preprocessor, share_params,
                           distribution, state_dependent_std, tanh_squash, log_std_init, action_mask)
-    if network is not None:
-        if body != "mlp":
-            raise ValueError(f"network= replaces the MLP body; body={body!r} cannot take a user network (use body='mlp').")
-        net = TensorDictModule(network, in_keys=[parts.in_key], out_keys=[parts.net_out_key])
-    else:
-        net = body_module(body, parts.n_in, parts.n_out, parts.n_agents, in_key=parts.in_key, out_key=parts.net_out_key,
-                          state_key=(group, "rnn_state"), share_params=share_params, hidden_sizes=hidden_sizes, activation=activation,
-                          rnn_hidden_size=rnn_hidden_size, rnn_layers=rnn_layers, rnn_encoder=rnn_encoder, layer_norm=layer_norm)
+    net = body_module(body, parts.n_in, parts.n_out, parts.n_agents, in_key=parts.in_key, out_key=parts.net_out_key,
+                      state_key=(group, "rnn_state"), share_params=share_params, hidden_sizes=hidden_sizes, activation=activation,
+                      rnn_hidden_size=rnn_hidden_size, rnn_layers=rnn_layers, rnn_encoder=rnn_encoder, layer_norm=layer_norm, network=network)
     policy = parts.actor(group, *parts.pre, net)
     return policy.to(device) if device is not None else policy
 

@@ -32,12 +32,12 @@ from torchrl.data import Composite, Unbounded
 from torchrl.envs import EnvBase, InitTracker, TensorDictPrimer
 from torchrl.modules import MLP, recurrent_mode
 
-from mappo_td.config import BODIES, DEFAULT_HIDDEN_SIZES
-from mappo_td.envs import with_transforms
+from mappo_td.defaults import BODIES, DEFAULT_HIDDEN_SIZES, DEFAULT_RNN_HIDDEN_SIZE
 from mappo_td.keys import NestedKey
-from mappo_td.models.bodies import agent_mlp
+from mappo_td.models.bodies import agent_mlp, check_user_network
 from mappo_td.models.inputs import ConcatFlat
 from mappo_td.models.layers import norm_mlp
+from mappo_td.transforms import with_transforms
 
 IS_INIT = "is_init"  # TorchRL's InitTracker key: True at the first step of an episode
 
@@ -91,7 +91,7 @@ class GRUBody(nn.Module):
         team_input: the input has no agent dim (a centralized critic's global state): with
             ``share_params`` it runs once and every agent gets the result.
         hidden_sizes, activation: the MLP head after the GRU.
-        preprocessor: applied to the input first (e.g. a RunningStandardizer).
+        preprocessor: applied to the input first (e.g. a RunningStandardScaler).
         input_ndims: several inputs, flattened by these trailing dims and concatenated first (a centralized critic's).
         encoder_sizes: MLP layers before the GRU (the MAPPO reference's layout; ``hidden_sizes`` ``[]`` then makes the
             head one Linear); ``layer_norm``: the reference's LayerNorms (:func:`~mappo_td.models.layers.norm_mlp`).
@@ -104,7 +104,7 @@ class GRUBody(nn.Module):
         (torch.Size([5, 3, 2]), torch.Size([5, 3, 1, 8]))
     """
 
-    def __init__(self, n_in: int, n_out: int, n_agents: int, *, hidden_size: int = 64, layers: int = 1, share_params: bool = True,
+    def __init__(self, n_in: int, n_out: int, n_agents: int, *, hidden_size: int = DEFAULT_RNN_HIDDEN_SIZE, layers: int = 1, share_params: bool = True,
                  team_input: bool = False, hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, activation: type[nn.Module] = nn.Tanh,
                  preprocessor: nn.Module | None = None, input_ndims: Sequence[int] | None = None, encoder_sizes: Sequence[int] = (),
                  layer_norm: bool = False) -> None:
@@ -275,13 +275,18 @@ def with_recurrent_state(env: EnvBase, *modules: nn.Module) -> EnvBase:
 
 def body_module(body: str, n_in: int, n_out: int, n_agents: int, *, in_key: NestedKey, out_key: NestedKey, state_key: NestedKey,
                 share_params: bool, hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, activation: type[nn.Module] = nn.Tanh,
-                rnn_hidden_size: int = 64, rnn_layers: int = 1, rnn_encoder: Sequence[int] = (), layer_norm: bool = False) -> TensorDictModule:
-    """The network of a per-agent model as a ``TensorDictModule``: an MLP (``"mlp"``) or GRU + MLP head (``"gru"``, state at ``state_key``).
+                rnn_hidden_size: int = DEFAULT_RNN_HIDDEN_SIZE, rnn_layers: int = 1, rnn_encoder: Sequence[int] = (), layer_norm: bool = False,
+                network: nn.Module | None = None) -> TensorDictModule:
+    """The network of a per-agent model as a ``TensorDictModule``: an MLP (``"mlp"``), GRU + MLP head (``"gru"``, state at
+    ``state_key``), or the caller's own ``network`` (``[..., n_in] -> [..., n_out]``, in place of the MLP).
 
     Example:
         >>> body_module("gru", 4, 2, 3, in_key="x", out_key="y", state_key=("agents", "rnn_state"), share_params=True).in_keys
         ['x', 'is_init', ('agents', 'rnn_state')]
     """
+    check_user_network(network, body)
+    if network is not None:
+        return TensorDictModule(network, in_keys=[in_key], out_keys=[out_key])
     if body == "mlp":
         net = agent_mlp(n_in, n_out, n_agents, share_params=share_params, hidden_sizes=hidden_sizes, activation=activation)
         return TensorDictModule(net, in_keys=[in_key], out_keys=[out_key])
