@@ -1,8 +1,10 @@
 """mappo_td: Multi-Agent PPO as composable TorchRL/TensorDict modules, and a fast trainer.
 
-Layout (data flows one way, top to bottom): ``cli`` / ``trainer`` → ``train/`` (the
-training units) → ``objectives/`` and ``models/`` → ``fast``, ``keys``, ``multiagent``,
-``envs``, ``config``.
+Layout (data flows one way, top to bottom): ``cli`` / ``trainer`` / ``agent/`` (skrl's agent
+API) → ``train/`` (the training units) → ``objectives/`` and ``models/`` (TensorDict modules)
+→ ``fast``, ``keys``, ``multiagent``, ``envs`` → ``functional/`` (the MAPPO math on plain
+tensors), ``config`` → ``defaults`` (choices, ranges, model defaults). The core
+(``functional``, ``objectives``, ``models``) imports nothing of the configuration or the trainer.
 """
 
 import importlib
@@ -14,8 +16,9 @@ _WHERE = {
     "MAPPOKeys": "mappo_td.keys", "CentralizedCritic": "mappo_td.models", "MultiCategorical": "mappo_td.models", "MaskedCategorical": "mappo_td.models",
     "make_critic": "mappo_td.models", "GRUBody": "mappo_td.models", "make_tensordict_primer": "mappo_td.models",
     "with_recurrent_state": "mappo_td.models", "make_policy": "mappo_td.models", "make_shared_actor_critic": "mappo_td.models",
-    "broadcast_to_agents": "mappo_td.multiagent", "masked_mean": "mappo_td.multiagent", "per_agent_tensor": "mappo_td.multiagent",
-    "standardize_per_agent": "mappo_td.multiagent", "MAPPOGAE": "mappo_td.objectives", "MAPPOLoss": "mappo_td.objectives",
+    "broadcast_to_agents": "mappo_td.functional", "masked_mean": "mappo_td.functional", "per_agent_tensor": "mappo_td.multiagent",
+    "standardize_per_agent": "mappo_td.functional", "mappo_gae": "mappo_td.functional", "mappo_loss": "mappo_td.functional",
+    "MAPPOGAE": "mappo_td.objectives", "MAPPOLoss": "mappo_td.objectives", "RunningStandardScaler": "mappo_td.objectives",
     "RunningStandardizer": "mappo_td.objectives", "ValueNorm": "mappo_td.objectives", "PopArt": "mappo_td.objectives", "KLAdaptiveLR": "mappo_td.train", "compute_advantages": "mappo_td.train",
     "update_step": "mappo_td.train", "MAPPOTrainer": "mappo_td.trainer",
 }
@@ -41,7 +44,7 @@ __all__ = [
     "MAPPOTrainer",
     "MaskedCategorical",
     "MultiCategorical",
-    "RunningStandardizer",
+    "RunningStandardScaler",
     "ValueNorm",
     "PopArt",
     "TensorPlan",
@@ -54,6 +57,8 @@ __all__ = [
     "make_policy",
     "make_shared_actor_critic",
     "make_tensordict_primer",
+    "mappo_gae",
+    "mappo_loss",
     "masked_mean",
     "per_agent_tensor",
     "standardize_per_agent",

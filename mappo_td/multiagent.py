@@ -1,56 +1,28 @@
 """The multi-agent conventions every module shares, each in one place.
 
-* :func:`broadcast_to_agents` turns a team-shared signal (``[*B, 1]``) into a
-  per-agent one (``[*B, n_agents, 1]``); per-agent signals pass through.
 * :func:`per_agent_tensor` expands a configuration value (a number, a dict keyed by
-  agent or group name, or a sequence) into a tensor, checking names and range.
-* :func:`masked_mean` / :func:`masked_std_mean` / :func:`standardize_per_agent`: the
-  one set of (optionally masked) reductions that the loss and GAE share.
+  agent or group name, or a sequence) into a tensor, checking names and range;
+  :func:`select_group` and :func:`all_names` cut a run-wide value to one group.
+* :func:`broadcast_to_agents` (a team-shared signal ``[*B, 1]`` as a per-agent one
+  ``[*B, n_agents, 1]``) and the masked reductions :func:`masked_mean` /
+  :func:`masked_std_mean` / :func:`standardize_per_agent` live in
+  :mod:`mappo_td.functional.reductions` (plain tensor math); they are importable from here too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
-from mappo_td.schema import Bounds, check_in_bounds
+from mappo_td.defaults import Bounds, check_in_bounds
+from mappo_td.functional.reductions import broadcast_to_agents, masked_mean, masked_std_mean, standardize_per_agent
+
+__all__ = ["PerAgent", "all_names", "broadcast_to_agents", "masked_mean", "masked_std_mean", "per_agent_tensor", "select_group",
+           "standardize_per_agent"]
 
 PerAgent = float | int | Mapping[str, float] | Sequence[float] | torch.Tensor
-
-
-def broadcast_to_agents(signal: torch.Tensor, value: torch.Tensor, *, name: str = "signal") -> torch.Tensor:
-    """Return ``signal`` shaped like the per-agent ``value`` (``[*B, n_agents, 1]``).
-
-    A team-shared signal has one dim fewer than ``value`` (``[*B, 1]``) and is
-    expanded over the agents; a per-agent one has as many dims and passes through.
-    The decision is made from the number of dims, never from sizes (a team signal
-    ``[N, T, 1]`` with ``T == n_agents`` is still a team signal).
-
-    Example:
-        >>> v = torch.zeros(4, 3, 3, 1)  # [N, T, n_agents, 1] with T == n_agents
-        >>> broadcast_to_agents(torch.zeros(4, 3, 1), v).shape
-        torch.Size([4, 3, 3, 1])
-        >>> broadcast_to_agents(torch.ones(4, 3, 3, 1), v).shape
-        torch.Size([4, 3, 3, 1])
-    """
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"broadcast_to_agents needs the per-agent value tensor [*B, n_agents, 1] as its second argument, got {type(value).__name__}.")
-    if signal.shape[-1:] != (1,):
-        raise ValueError(
-            f"{name} must end in a singleton dimension ([*B, 1] team-shared or [*B, n_agents, 1] "
-            f"per agent), got shape {tuple(signal.shape)}; add one with .unsqueeze(-1)."
-        )
-    n_agents = value.shape[-2]
-    if signal.ndim == value.ndim and signal.shape[-2] == n_agents:
-        return signal
-    if signal.ndim == value.ndim - 1:
-        return signal.unsqueeze(-2).expand(*signal.shape[:-1], n_agents, 1)
-    raise ValueError(
-        f"{name} shape {tuple(signal.shape)} does not match value shape {tuple(value.shape)}: expected team-shared "
-        f"{(*value.shape[:-2], 1)} or per agent {tuple(value.shape)}."
-    )
 
 
 def per_agent_tensor(
@@ -69,7 +41,7 @@ def per_agent_tensor(
     ``agents`` must be given) or by the ``group`` name, or a sequence/tensor of
     length ``n_agents``. An unknown name is an error that lists the valid ones
     (a dict for a whole run is cut to one group by :func:`select_group`). With
-    ``bounds`` every value is range-checked (:func:`mappo_td.config.check_in_bounds`).
+    ``bounds`` every value is range-checked (:func:`mappo_td.defaults.check_in_bounds`).
 
     Example:
         >>> per_agent_tensor({"agent_0": 0.9, "agent_1": 0.5}, ["agent_0", "agent_1"], name="gamma").flatten()
@@ -138,62 +110,3 @@ def all_names(group_map: Mapping[str, Sequence[str]]) -> list[str]:
         ['r0', 'b0', 'b1', 'red', 'blue']
     """
     return [a for agents in group_map.values() for a in agents] + list(group_map)
-
-
-def masked_mean(x: torch.Tensor, mask: torch.Tensor | None = None, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> torch.Tensor:
-    """Mean of ``x`` over ``dim`` counting only entries where ``mask`` (broadcast to ``x``) is true.
-
-    Example:
-        >>> x = torch.tensor([1.0, 2.0, 3.0, 100.0])
-        >>> masked_mean(x, torch.tensor([True, True, True, False]))
-        tensor(2.)
-    """
-    if mask is None:
-        return x.mean() if dim is None else x.mean(dim=dim, keepdim=keepdim)
-    m = mask.expand_as(x).to(x.dtype)
-    dims = tuple(range(x.ndim)) if dim is None else dim
-    return (x * m).sum(dim=dims, keepdim=keepdim) / m.sum(dim=dims, keepdim=keepdim).clamp_min(1.0)
-
-
-def masked_std_mean(x: torch.Tensor, mask: torch.Tensor | None, dim: Sequence[int], keepdim: bool = True,
-                    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``torch.std_mean`` (unbiased) over ``dim``, counting only entries where ``mask`` is true.
-
-    ``reduce`` sums a tensor over data-parallel processes (e.g.
-    :func:`mappo_td.train.distributed.all_reduce_sum`): the statistics are then those of
-    the concatenation of every process's ``x`` (counts, sums and squared deviations are
-    reduced; no host sync).
-
-    Example:
-        >>> x = torch.tensor([[1.0], [3.0], [50.0]])
-        >>> masked_std_mean(x, torch.tensor([[True], [True], [False]]), dim=[0])
-        (tensor([[1.4142]]), tensor([[2.]]))
-        >>> masked_std_mean(x, None, dim=[0], reduce=lambda t: t * 2)[1]  # two processes holding the same x
-        tensor([[18.]])
-    """
-    dim = list(dim)
-    if mask is None and reduce is None:
-        return torch.std_mean(x, dim=dim, keepdim=keepdim)
-    m = torch.ones_like(x) if mask is None else mask.expand_as(x).to(x.dtype)
-    reduce = reduce or (lambda t: t)
-    n = reduce(m.sum(dim=dim, keepdim=True))
-    mean = reduce((x * m).sum(dim=dim, keepdim=True)) / n.clamp_min(1.0)
-    var = reduce(((x - mean).pow(2) * m).sum(dim=dim, keepdim=True)) / (n - 1).clamp_min(1.0)
-    if not keepdim:
-        mean, var = mean.squeeze(dim), var.squeeze(dim)
-    return var.sqrt(), mean
-
-
-def standardize_per_agent(advantage: torch.Tensor, mask: torch.Tensor | None = None, eps: float = 1e-8,
-                          reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
-    """``(A − mean) / (std + eps)`` over every dim but the agent dim (``-2``), over ``mask``'s entries if given
-    (``reduce``: statistics over every data-parallel process, see :func:`masked_std_mean`).
-
-    Example:
-        >>> a = standardize_per_agent(torch.randn(50, 3, 1) * torch.tensor([1.0, 10.0, 100.0]).view(3, 1))
-        >>> torch.allclose(a.std(dim=0), torch.ones(3, 1), atol=1e-4)
-        True
-    """
-    dims = [d for d in range(advantage.ndim) if d != advantage.ndim - 2]
-    std, mean = masked_std_mean(advantage, mask, dims, reduce=reduce)
-    return (advantage - mean) / (std + eps)

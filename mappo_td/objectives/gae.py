@@ -11,8 +11,8 @@ observation seen before any reset). The ``_{t+1}`` flags are the
 ``("next", "terminated" | "done")`` entries of transition t. With
 ``time_limit_bootstrap=False`` (the default) truncation counts as termination
 (the README's "Semantics worth knowing" says where this differs from today's skrl).
-The recursion itself is TorchRL's :func:`generalized_advantage_estimate`; this
-module owns flag handling, broadcasting, per-agent γ/λ and standardization.
+The math (flags, broadcasting, per-agent γ/λ, the recursion, standardization) is
+:func:`mappo_td.functional.mappo_gae`; this module reads and writes the TensorDict.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 from torchrl.modules import set_recurrent_mode
 from torchrl.objectives.value import ValueEstimatorBase
-from torchrl.objectives.value.functional import generalized_advantage_estimate
 
-from mappo_td.config import BOUNDS
+from mappo_td.defaults import BOUNDS
+from mappo_td.functional.advantages import mappo_gae
 from mappo_td.keys import KeyContract, NestedKey, group_keys
-from mappo_td.multiagent import PerAgent, broadcast_to_agents, per_agent_tensor, standardize_per_agent
+from mappo_td.multiagent import PerAgent, per_agent_tensor
 
 
 class MAPPOGAE(KeyContract, ValueEstimatorBase):
@@ -110,16 +110,19 @@ class MAPPOGAE(KeyContract, ValueEstimatorBase):
 
     def value_estimate(self, tensordict: TensorDictBase, **kwargs) -> torch.Tensor:
         """Value targets ``R = A + V`` (not standardized) for ``tensordict``."""
-        return self._compute(tensordict)[1]
+        return self._compute(tensordict, standardize=False)[1]
+
+    def _run_value_network(self, td: TensorDictBase) -> None:
+        with set_recurrent_mode(True):  # a recurrent critic runs along time (the last batch dim) from the first state
+            self.value_network(td)
+        with set_recurrent_mode(False):  # V(s'_t): one step from the state after step t, ("next", ...)
+            self.value_network(td.get("next"))
 
     @torch.no_grad()
-    def _compute(self, td: TensorDictBase) -> tuple[torch.Tensor, torch.Tensor]:
+    def _compute(self, td: TensorDictBase, standardize: bool) -> tuple[torch.Tensor, torch.Tensor]:
         keys = self.tensor_keys
         if self.value_network is not None:
-            with set_recurrent_mode(True):  # a recurrent critic runs along time (the last batch dim) from the first state
-                self.value_network(td)
-            with set_recurrent_mode(False):  # V(s'_t): one step from the state after step t, ("next", ...)
-                self.value_network(td.get("next"))
+            self._run_value_network(td)
         nxt = td.get("next")
         value, next_value = td.get(keys.value, None), nxt.get(keys.value, None)
         if value is None or next_value is None:
@@ -127,36 +130,20 @@ class MAPPOGAE(KeyContract, ValueEstimatorBase):
                 f"MAPPOGAE needs {keys.value} and ('next', *{keys.value}) in the input; pass value_network=critic "
                 "or run the critic on the data and on data['next'] first."
             )
-        reward = self._signal(nxt, keys.reward)
-        terminated = self._signal(nxt, keys.terminated)
+        reward, terminated = self._signal(nxt, keys.reward), self._signal(nxt, keys.terminated)
         if reward is None or terminated is None:
             raise KeyError(f"MAPPOGAE needs ('next', reward) and ('next', terminated) (keys {keys.reward}, {keys.terminated}, per agent or at the root).")
-        reward = broadcast_to_agents(reward, value, name="reward")  # raises unless team-shared or shaped like the values
-        terminated = broadcast_to_agents(terminated, value, name="terminated").bool()
-        done = self._signal(nxt, keys.done)
-        truncated = self._signal(nxt, keys.truncated)
-        done = terminated if done is None else broadcast_to_agents(done, value, name="done").bool() | terminated
-        if truncated is not None:
-            done = done | broadcast_to_agents(truncated, value, name="truncated").bool()
-        if not self.time_limit_bootstrap:
-            terminated = done  # truncation treated as termination
-        t = td.ndim - 1  # time is the last batch dim (TorchRL collector layout)
-        gamma = self.gamma.unsqueeze(-1) if self.gamma.ndim else self.gamma  # [n, 1, 1] against [..., n, T, 1]
-        lmbda = self.lmbda.unsqueeze(-1) if self.lmbda.ndim else self.lmbda
-        adv, target = generalized_advantage_estimate(
-            gamma, lmbda, *(x.movedim(t, -2) for x in (value, next_value, reward, done, terminated))
-        )
-        return adv.movedim(-2, t), target.movedim(-2, t)
+        alive = td.get(keys.alive, None) if standardize else None
+        if alive is not None and alive.shape != value.shape[:-1]:
+            raise ValueError(f"alive mask at {keys.alive!r} has shape {tuple(alive.shape)}; expected "
+                             f"{tuple(value.shape[:-1])} ([*B, T, n_agents]); rename it with set_keys(alive=...).")
+        return mappo_gae(value, next_value, reward, terminated, self._signal(nxt, keys.truncated), self._signal(nxt, keys.done),
+                         gamma=self.gamma, lmbda=self.lmbda, time_limit_bootstrap=self.time_limit_bootstrap, standardize=standardize,
+                         alive=alive, reduce=self.reduce, time_dim=td.ndim - 1)  # time is the last batch dim (TorchRL collector layout)
 
     def forward(self, tensordict: TensorDictBase, **kwargs) -> TensorDictBase:
         """Write ``advantage`` (standardized if asked) and ``value_target`` into ``tensordict``."""
-        adv, target = self._compute(tensordict)
-        if self.standardize:
-            alive = tensordict.get(self.tensor_keys.alive, None)
-            if alive is not None and alive.shape != adv.shape[:-1]:
-                raise ValueError(f"alive mask at {self.tensor_keys.alive!r} has shape {tuple(alive.shape)}; expected "
-                                 f"{tuple(adv.shape[:-1])} ([*B, T, n_agents]); rename it with set_keys(alive=...).")
-            adv = standardize_per_agent(adv, None if alive is None else alive.unsqueeze(-1), reduce=self.reduce)
+        adv, target = self._compute(tensordict, self.standardize)
         tensordict.set(self.tensor_keys.advantage, adv)
         tensordict.set(self.tensor_keys.value_target, target)
         return tensordict

@@ -1,27 +1,77 @@
-"""The clipped PPO loss of MAPPO (policy, value and entropy terms), as a TorchRL ``LossModule``."""
+"""The clipped PPO loss of MAPPO (policy, value and entropy terms), as a TorchRL ``LossModule`` over
+:func:`mappo_td.functional.mappo_loss`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
+from typing import Any
 
 import torch
 from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import ProbabilisticTensorDictSequential, TensorDictModuleBase
 from torchrl.objectives import LossModule
 
-from mappo_td.config import BOUNDS
+from mappo_td.defaults import BOUNDS
 from mappo_td.fast import TensorPlan
+from mappo_td.functional.losses import check_value_loss, mappo_loss
 from mappo_td.keys import KeyContract, MAPPOKeys, NestedKey, group_keys
-from mappo_td.multiagent import PerAgent, masked_mean, masked_std_mean, per_agent_tensor
+from mappo_td.multiagent import PerAgent, per_agent_tensor
 from mappo_td.objectives.gae import MAPPOGAE
-from mappo_td.validation import VALUE_CLIP_FORMS, VALUE_LOSSES
+
+_RENAMED = {"policy_active_masks": "policy_alive_mask", "value_active_masks": "value_alive_mask"}
 
 
-def _entropy(dist: torch.distributions.Distribution) -> torch.Tensor:
-    try:
-        return dist.entropy()
-    except NotImplementedError:  # e.g. TanhNormal: one-sample estimate, as TorchRL's PPO losses do
-        return -dist.log_prob(dist.rsample())
+def _renamed_kwargs(owner: str, given: Mapping[str, Any], renamed: Mapping[str, str]) -> dict[str, Any]:
+    """``given`` keyword arguments by their earlier names, under their new names (a ``DeprecationWarning`` each); an
+    unknown name is a ``TypeError``, as Python raises.
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     _renamed_kwargs("f", {"old": 1}, {"old": "new"})
+        {'new': 1}
+        >>> caught[0].category.__name__
+        'DeprecationWarning'
+    """
+    unknown = [k for k in given if k not in renamed]
+    if unknown:
+        raise TypeError(f"{owner}() got an unexpected keyword argument {unknown[0]!r}")
+    for old in given:
+        warnings.warn(f"{owner}({old}=...) is deprecated: use {renamed[old]}=...", DeprecationWarning, stacklevel=3)
+    return {renamed[old]: value for old, value in given.items()}
+
+
+def policy_entropy(dist: torch.distributions.Distribution, log_prob: torch.Tensor, *, grad: bool) -> torch.Tensor:
+    """The entropy of ``dist`` per entry: its closed form; where it has none (e.g. ``TanhNormal``), the one-sample
+    estimate −log π(a). With ``grad`` (an entropy bonus) ``a`` is a fresh reparameterized sample, as in TorchRL's PPO
+    losses (the batch's own actions would give the bonus no gradient at the old policy); without (a diagnostic only),
+    ``a`` is the batch's action, whose ``log_prob`` is computed already, and nothing is recorded for autograd.
+
+    Example:
+        >>> d = torch.distributions.Categorical(logits=torch.zeros(2, 4))
+        >>> policy_entropy(d, d.log_prob(torch.zeros(2)), grad=False)
+        tensor([1.3863, 1.3863])
+    """
+    with nullcontext() if grad else torch.no_grad():
+        try:
+            return dist.entropy()
+        except NotImplementedError:
+            return -dist.log_prob(dist.rsample()) if grad else -log_prob.detach()
+
+
+def _tensor_plans(actor_network: TensorDictModuleBase, critic_network: TensorDictModuleBase) -> tuple | None:
+    """``(actor plan, critic plan, distribution module, the policy's inputs)``, or ``None`` (the TensorDict path)."""
+    actor = TensorPlan.of(actor_network, what="the actor network")
+    critic = TensorPlan.of(critic_network, what="the critic network")
+    dist_module = actor_network.module[-1] if isinstance(actor_network, ProbabilisticTensorDictSequential) else None
+    if actor is None or critic is None or dist_module is None:
+        return None
+    made = {k for _, _, outs in actor.steps for k in outs}  # the distribution also reads inputs (an action mask)
+    inputs = list(dict.fromkeys([*actor.in_keys, *(k for k in dist_module.in_keys if k not in made)]))
+    return actor, critic, dist_module, inputs
 
 
 class MAPPOLoss(KeyContract, LossModule):
@@ -40,12 +90,13 @@ class MAPPOLoss(KeyContract, LossModule):
     ===========================================  ==========================  =====================
 
     Alive masks (the reference's ``active_masks``): where the input has the ``alive`` key,
-    the policy, entropy and diagnostic terms (``policy_active_masks``) and the value terms
-    (``value_active_masks``) average over alive agent-steps only, as
+    the policy, entropy and diagnostic terms (``policy_alive_mask``) and the value terms
+    (``value_alive_mask``) average over alive agent-steps only, as
     ``sum(x · alive) / sum(alive)``; a dead agent's entries reach no loss and no gradient.
     A masked policy (legal-action mask) needs nothing here: the mask is one of its inputs.
 
-    Output (scalars; ``[n_agents]`` with ``share_params=False``): ``loss_objective``
+    The math is :func:`mappo_td.functional.mappo_loss`; this module runs the networks. Output (scalars;
+    ``[n_agents]`` with ``share_params=False``): ``loss_objective``
     (−mean min(A·ρ, A·clip(ρ, 1±c))), ``loss_critic`` (value_loss_scale · mean ℓ(R −
     V_pred); ℓ: ``value_loss="mse"`` e² (skrl's) or ``"huber"`` with ``huber_delta`` (the MAPPO
     reference: δ = 10); with ``clip_predicted_values`` and ``V_clip = V + clip(V_pred − V,
@@ -61,7 +112,8 @@ class MAPPOLoss(KeyContract, LossModule):
     chains run on a dict of tensors (:class:`mappo_td.fast.TensorPlan`: the same
     modules and distribution, no TensorDict bookkeeping per step); other networks
     keep the TensorDict path, with a warning. Keys: :mod:`mappo_td.keys`
-    (``reward``/``done``/``terminated``/``truncated`` are forwarded to the estimator).
+    (``reward``/``done``/``terminated``/``truncated`` are forwarded to the estimator). ``policy_active_masks`` and
+    ``value_active_masks`` are deprecated names of ``policy_alive_mask`` and ``value_alive_mask``.
 
     Example:
         >>> from torchrl.data import Categorical, Composite, Unbounded
@@ -97,14 +149,15 @@ class MAPPOLoss(KeyContract, LossModule):
         value_loss: str = "mse",
         huber_delta: float = 10.0,
         value_clip_form: str = "prediction",
-        policy_active_masks: bool = True,
-        value_active_masks: bool = True,
+        policy_alive_mask: bool = True,
+        value_alive_mask: bool = True,
+        **deprecated: bool,
     ) -> None:
         super().__init__()
-        self.policy_active_masks, self.value_active_masks = bool(policy_active_masks), bool(value_active_masks)
-        if value_loss not in VALUE_LOSSES or value_clip_form not in VALUE_CLIP_FORMS or not huber_delta > 0:
-            raise ValueError(f"value_loss must be one of {VALUE_LOSSES} (got {value_loss!r}), value_clip_form one of "
-                             f"{VALUE_CLIP_FORMS} (got {value_clip_form!r}), huber_delta > 0 (got {huber_delta!r}).")
+        renamed = _renamed_kwargs(type(self).__name__, deprecated, _RENAMED)
+        policy_alive_mask, value_alive_mask = renamed.get("policy_alive_mask", policy_alive_mask), renamed.get("value_alive_mask", value_alive_mask)
+        self.policy_alive_mask, self.value_alive_mask = bool(policy_alive_mask), bool(value_alive_mask)
+        check_value_loss(value_loss, value_clip_form, huber_delta)
         self.value_loss, self.huber_delta, self.value_clip_form = value_loss, float(huber_delta), value_clip_form
         self.actor_network = actor_network
         self.critic_network = critic_network
@@ -116,16 +169,20 @@ class MAPPOLoss(KeyContract, LossModule):
                             ("entropy_loss_scale", entropy_loss_scale), ("value_loss_scale", value_loss_scale)):
             self.register_buffer(name, per_agent_tensor(value, agents, name=name, group=group, bounds=BOUNDS[name]))
         self._entropy_grad = bool((self.entropy_loss_scale != 0).any())
-        self._plans = None
-        if tensor_plan:
-            actor = TensorPlan.of(actor_network, what="the actor network")
-            critic = TensorPlan.of(critic_network, what="the critic network")
-            dist_module = actor_network.module[-1] if isinstance(actor_network, ProbabilisticTensorDictSequential) else None
-            if actor is not None and critic is not None and dist_module is not None:
-                made = {k for _, _, outs in actor.steps for k in outs}  # the distribution also reads inputs (an action mask)
-                inputs = list(dict.fromkeys([*actor.in_keys, *(k for k in dist_module.in_keys if k not in made)]))
-                self._plans = (actor, critic, dist_module, inputs)
+        self._plans = _tensor_plans(actor_network, critic_network) if tensor_plan else None
         self.set_keys(**group_keys(group))
+
+    @property
+    def policy_active_masks(self) -> bool:
+        """Deprecated: :attr:`policy_alive_mask`."""
+        warnings.warn("MAPPOLoss.policy_active_masks is deprecated: use policy_alive_mask.", DeprecationWarning, stacklevel=2)
+        return self.policy_alive_mask
+
+    @property
+    def value_active_masks(self) -> bool:
+        """Deprecated: :attr:`value_alive_mask`."""
+        warnings.warn("MAPPOLoss.value_active_masks is deprecated: use value_alive_mask.", DeprecationWarning, stacklevel=2)
+        return self.value_alive_mask
 
     @property
     def uses_tensor_plan(self) -> bool:
@@ -164,21 +221,8 @@ class MAPPOLoss(KeyContract, LossModule):
     def _default_value_estimator(self) -> None:
         self.make_value_estimator()
 
-    def _reduce(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """(Masked) mean over everything, or with separate parameters over everything but the agent dim ``-2``."""
-        if not self.share_params:
-            return masked_mean(x, mask, dim=self._non_agent_dims(x)).squeeze(-1)
-        return masked_mean(x, mask)
-
-    @staticmethod
-    def _non_agent_dims(x: torch.Tensor) -> list[int]:
-        return [d for d in range(x.ndim) if d != x.ndim - 2]
-
-    def _get(self, td: TensorDictBase, key: NestedKey, name: str) -> torch.Tensor:
+    def _required(self, td: TensorDictBase, key: NestedKey, name: str) -> torch.Tensor:
         value = td.get(key, None)
-        if value is None and name == "the policy's input":
-            raise KeyError(f"MAPPOLoss: the policy reads {key!r} (an observation, or its legal-action mask), which is missing "
-                           "from the input; keep it in the batch (e.g. select it with the other keys).")
         if value is None:
             raise KeyError(
                 f"MAPPOLoss needs {name} at key {key!r}; it is missing from the input. Compute advantages first "
@@ -186,90 +230,54 @@ class MAPPOLoss(KeyContract, LossModule):
             )
         return value
 
-    def _value_error(self, error: torch.Tensor) -> torch.Tensor:
-        """``error²`` (skrl's MSE) or Huber: ``error²/2`` within ``±huber_delta``, ``δ(|error| − δ/2)`` outside."""
-        if self.value_loss == "mse":
-            return error.pow(2)
-        d = self.huber_delta
-        return torch.where(error.abs() <= d, 0.5 * error.pow(2), d * (error.abs() - 0.5 * d))
+    def _alive(self, td: TensorDictBase, old_log_prob: torch.Tensor) -> torch.Tensor | None:
+        alive = td.get(self.tensor_keys.alive, None)
+        if alive is not None and alive.shape != old_log_prob.shape:
+            raise ValueError(f"alive mask at {self.tensor_keys.alive!r} has shape {tuple(alive.shape)}; expected {tuple(old_log_prob.shape)} "
+                             "([*B, n_agents], like sample_log_prob); rename it with loss.set_keys(alive=...).")
+        return alive
+
+    @staticmethod
+    def _policy_input(td: TensorDictBase, key: NestedKey) -> torch.Tensor:
+        value = td.get(key, None)
+        if value is None:
+            raise KeyError(f"MAPPOLoss: the policy reads {key!r} (an observation, or its legal-action mask), which is missing "
+                           "from the input; keep it in the batch (e.g. select it with the other keys).")
+        return value
+
+    def _distribution(self, td: TensorDictBase) -> torch.distributions.Distribution:
+        """The policy's distribution now: through the tensor plan, or the TensorDict path."""
+        if self._plans is None:
+            return self.actor_network.get_dist(td.select(*self.actor_network.in_keys, strict=False))
+        actor, _, dist_module, inputs = self._plans
+        values = actor({key: self._policy_input(td, key) for key in inputs})
+        params = {(n[-1] if isinstance(n, tuple) else n): values[k] for n, k in zip(dist_module.dist_keys, dist_module.in_keys)}
+        return dist_module.distribution_class(**params, **dist_module.distribution_kwargs)
+
+    def _value(self, td: TensorDictBase) -> torch.Tensor:
+        """The critic's prediction now."""
+        if self._plans is None:
+            return self.critic_network(td.select(*self.critic_network.in_keys, strict=False)).get(self.tensor_keys.value)
+        critic = self._plans[1]
+        return critic({key: td.get(key) for key in critic.in_keys})[self.tensor_keys.value]
 
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
         """Compute the loss terms and diagnostics for a batch of any shape ``[*B]``."""
         k = self.tensor_keys
-        advantage = self._get(tensordict, k.advantage, "advantage")
-        target = self._get(tensordict, k.value_target, "value_target")
-        old_value = self._get(tensordict, k.value, "value")
-        old_log_prob = self._get(tensordict, k.sample_log_prob, "sample_log_prob")
-        action = self._get(tensordict, k.action, "action")
-        if not (advantage.shape == target.shape == old_value.shape) or advantage.shape[:-1] != old_log_prob.shape:
-            raise ValueError(
-                f"shape mismatch: advantage {tuple(advantage.shape)}, value_target {tuple(target.shape)}, value "
-                f"{tuple(old_value.shape)} must all be [*B, n_agents, 1] and sample_log_prob {tuple(old_log_prob.shape)} "
-                "[*B, n_agents]; team-shared signals must be broadcast to agents before the loss (see MAPPOGAE)."
-            )
-
-        alive = tensordict.get(k.alive, None)
-        if alive is not None and alive.shape != old_log_prob.shape:
-            raise ValueError(f"alive mask at {k.alive!r} has shape {tuple(alive.shape)}; expected {tuple(old_log_prob.shape)} "
-                             "([*B, n_agents], like sample_log_prob); rename it with loss.set_keys(alive=...).")
-        alive = None if alive is None else alive.unsqueeze(-1)
-        p_mask = alive if self.policy_active_masks else None
-        v_mask = alive if self.value_active_masks else None
-
-        if self._plans is not None:
-            actor, critic, dist_module, inputs = self._plans
-            values = actor({key: self._get(tensordict, key, "the policy's input") for key in inputs})
-            params = {(n[-1] if isinstance(n, tuple) else n): values[k] for n, k in zip(dist_module.dist_keys, dist_module.in_keys)}
-            dist = dist_module.distribution_class(**params, **dist_module.distribution_kwargs)
-        else:
-            dist = self.actor_network.get_dist(tensordict.select(*self.actor_network.in_keys, strict=False))
+        advantage = self._required(tensordict, k.advantage, "advantage")
+        target = self._required(tensordict, k.value_target, "value_target")
+        old_value = self._required(tensordict, k.value, "value")
+        old_log_prob = self._required(tensordict, k.sample_log_prob, "sample_log_prob")
+        action = self._required(tensordict, k.action, "action")
+        alive = self._alive(tensordict, old_log_prob)
+        dist = self._distribution(tensordict)
         log_prob = dist.log_prob(action)
-        if log_prob.shape != old_log_prob.shape:
-            raise ValueError(f"policy log-prob shape {tuple(log_prob.shape)} != stored {tuple(old_log_prob.shape)} at {k.sample_log_prob!r}.")
-        log_ratio = (log_prob - old_log_prob).unsqueeze(-1)
-        ratio = log_ratio.exp()
-        c = self.ratio_clip
-        surrogate = torch.min(advantage * ratio, advantage * ratio.clamp(1 - c, 1 + c))
-        if self._entropy_grad:
-            entropy = _entropy(dist).unsqueeze(-1)
-        else:  # scale 0: a diagnostic only, no graph (without a closed form: −log π of the batch's own actions)
-            with torch.no_grad():
-                try:
-                    entropy = dist.entropy().unsqueeze(-1)
-                except NotImplementedError:
-                    entropy = -log_prob.detach().unsqueeze(-1)
-
-        if self._plans is not None:
-            value = critic({kk: tensordict.get(kk) for kk in critic.in_keys})[k.value]
-        else:
-            value = self.critic_network(tensordict.select(*self.critic_network.in_keys, strict=False)).get(k.value)
-        if value.shape != target.shape:
-            raise ValueError(f"critic output {tuple(value.shape)} at {k.value!r} does not match value_target {tuple(target.shape)}.")
-        critic_loss = self._value_error(target - value)
-        if self.clip_predicted_values:
-            clipped_value = old_value + (value - old_value).clamp(-self.value_clip, self.value_clip)
-            if self.value_clip_form == "max":  # the MAPPO reference: the larger of the unclipped and clipped losses
-                critic_loss = torch.max(critic_loss, self._value_error(target - clipped_value))
-            else:  # skrl: the loss of the clipped prediction
-                value = clipped_value
-                critic_loss = self._value_error(target - value)
-
-        with torch.no_grad():
-            kl = (ratio - 1) - log_ratio
-            clipped = ((ratio - 1).abs() > c).float()
-            dims = list(range(target.ndim)) if self.share_params else self._non_agent_dims(target)
-            residual_var, target_var = (masked_std_mean(x, v_mask, dims, keepdim=False)[0].pow(2) for x in (target - value, target))
-            explained_variance = 1 - residual_var / target_var.clamp_min(1e-8)
-            explained_variance = explained_variance if self.share_params else explained_variance.squeeze(-1)
-        return TensorDict(
-            {
-                "loss_objective": -self._reduce(surrogate, p_mask),
-                "loss_critic": self._reduce(self.value_loss_scale * critic_loss, v_mask),
-                "loss_entropy": -self._reduce(self.entropy_loss_scale * entropy, p_mask),
-                "kl_approx": self._reduce(kl, p_mask),
-                "clip_fraction": self._reduce(clipped, p_mask),
-                "entropy": self._reduce(entropy.detach(), p_mask),
-                "explained_variance": explained_variance,
-            },
-            batch_size=[],
+        out = mappo_loss(
+            log_prob=log_prob, old_log_prob=old_log_prob, advantage=advantage, value=self._value(tensordict), old_value=old_value,
+            value_target=target, entropy=policy_entropy(dist, log_prob, grad=self._entropy_grad), ratio_clip=self.ratio_clip,
+            value_clip=self.value_clip, clip_predicted_values=self.clip_predicted_values, entropy_loss_scale=self.entropy_loss_scale,
+            value_loss_scale=self.value_loss_scale, value_loss=self.value_loss, huber_delta=self.huber_delta,
+            value_clip_form=self.value_clip_form, alive=alive, policy_alive_mask=self.policy_alive_mask,
+            value_alive_mask=self.value_alive_mask, per_agent=not self.share_params,
         )
+        return TensorDict(out, batch_size=[])

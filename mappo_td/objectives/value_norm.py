@@ -1,35 +1,36 @@
-"""Value (and input) normalization with running statistics.
+"""Value (and input) normalization with running statistics: modules holding the state of the functions of
+:mod:`mappo_td.functional.value_norm` in their buffers.
 
-:class:`RunningStandardizer` is skrl's ``RunningStandardScaler``: the value preprocessor
+:class:`RunningStandardScaler` is skrl's ``RunningStandardScaler``: the value preprocessor
 (values are de-normalized before GAE, returns and values normalized for the loss) and
 the observation / shared-state preprocessor. It owns the three operations:
-:meth:`~RunningStandardizer.update`, :meth:`~RunningStandardizer.normalize`,
-:meth:`~RunningStandardizer.denormalize`.
+:meth:`~RunningStandardScaler.update`, :meth:`~RunningStandardScaler.normalize`,
+:meth:`~RunningStandardScaler.denormalize`. :class:`ValueNorm` and :class:`PopArt` are the MAPPO reference's.
+(``RunningStandardizer`` is a deprecated alias of :class:`RunningStandardScaler`.)
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import nn
 
-
-def batch_rows(x: torch.Tensor, like: torch.Tensor, who: str) -> torch.Tensor:
-    """``x`` ``[*N, *like.shape]`` as rows ``[N, *like.shape]`` in ``like``'s dtype (a clear error when the trailing dims differ).
-
-    Example:
-        >>> batch_rows(torch.zeros(2, 3, 1), torch.zeros(1), "ValueNorm").shape
-        torch.Size([6, 1])
-    """
-    shape = like.shape
-    if x.shape[x.ndim - len(shape):] != shape:
-        raise ValueError(f"{who} of shape {tuple(shape)} got input {tuple(x.shape)}; the trailing dims must match.")
-    return x.reshape(-1, *shape).to(like.dtype)
+from mappo_td.functional.value_norm import (
+    batch_rows,  # noqa: F401  (importable from here too)
+    denormalize,
+    normalize,
+    popart_rescale,
+    standard_scaler_update,
+    value_norm_mean_var,
+    value_norm_update,
+)
 
 
-class RunningStandardizer(nn.Module):
+class RunningStandardScaler(nn.Module):
     """Standardize with running statistics; ``inverse=True`` maps back (for value targets/predictions).
 
     ``forward(x)`` -> ``clamp((x − mean) / sqrt(var + eps), ±clip)``;
@@ -45,7 +46,7 @@ class RunningStandardizer(nn.Module):
     statistics of every process's batch together, so all processes stay equal.
 
     Example:
-        >>> s = RunningStandardizer(2)
+        >>> s = RunningStandardScaler(2)
         >>> s.update(torch.tensor([[1.0, 10.0], [3.0, 30.0]]))
         >>> s.running_mean
         tensor([ 1.3333, 13.3333])
@@ -66,20 +67,9 @@ class RunningStandardizer(nn.Module):
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
         """Merge the statistics of the batch ``x`` ``[*N, *shape]`` into the running ones."""
-        x = batch_rows(x, self.running_mean, type(self).__name__)
-        if self.reduce is None:
-            var, mean = torch.var_mean(x, dim=0)
-            n = x.shape[0]
-        else:  # the batch of every process: global count, mean and (unbiased) variance
-            n = self.reduce(torch.full((), x.shape[0], dtype=x.dtype, device=x.device))
-            mean = self.reduce(x.sum(0)) / n
-            var = self.reduce((x - mean).pow(2).sum(0)) / (n - 1).clamp_min(1.0)
-        delta = mean - self.running_mean
-        total = self.current_count + n
-        m2 = self.running_variance * self.current_count + var * n + delta.pow(2) * self.current_count * n / total
-        self.running_mean.add_(delta * n / total)
-        self.running_variance.copy_(m2 / total)
-        self.current_count.copy_(total)
+        state = (self.running_mean, self.running_variance, self.current_count)
+        for buffer, new in zip(state, standard_scaler_update(*state, x, reduce=self.reduce, who=type(self).__name__)):
+            buffer.copy_(new)
 
     @contextmanager
     def updating(self) -> Iterator[None]:
@@ -92,18 +82,18 @@ class RunningStandardizer(nn.Module):
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """``clamp((x − mean) / sqrt(var + eps), ±clip)``."""
-        return ((x - self.running_mean) / (self.running_variance + self.epsilon).sqrt()).clamp(-self.clip_threshold, self.clip_threshold)
+        return normalize(x, self.running_mean, self.running_variance, epsilon=self.epsilon, clip=self.clip_threshold)
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
         """``sqrt(var) · clamp(x, ±clip) + mean`` (skrl's inverse)."""
-        return self.running_variance.sqrt() * x.clamp(-self.clip_threshold, self.clip_threshold) + self.running_mean
+        return denormalize(x, self.running_mean, self.running_variance, clip=self.clip_threshold)
 
     def normalize_for_loss(self, values: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The collected (real-scale) values and returns, normalized for the loss: skrl's order, the statistics merged
         from the values, then from the returns.
 
         Example:
-            >>> s = RunningStandardizer(1)
+            >>> s = RunningStandardScaler(1)
             >>> v, t = s.normalize_for_loss(torch.ones(4, 1), torch.full((4, 1), 3.0))
             >>> float(s.current_count)
             9.0
@@ -152,33 +142,22 @@ class ValueNorm(nn.Module):
 
     def running_mean_var(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The debiased mean and variance (variance at least 1e-2, as in the reference)."""
-        d = self.debiasing_term.clamp(min=self.epsilon)
-        mean, mean_sq = self.running_mean / d, self.running_mean_sq / d
-        return mean, (mean_sq - mean.pow(2)).clamp(min=1e-2)
+        return value_norm_mean_var(self.running_mean, self.running_mean_sq, self.debiasing_term, epsilon=self.epsilon)
 
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
         """Move the statistics toward the batch ``x`` ``[*N, *shape]`` (one step of weight ``beta``)."""
-        x = batch_rows(x, self.running_mean, type(self).__name__)
-        if self.reduce is None:
-            mean, mean_sq = x.mean(0), x.pow(2).mean(0)
-        else:
-            n = self.reduce(torch.full((), x.shape[0], dtype=x.dtype, device=x.device))
-            mean, mean_sq = self.reduce(x.sum(0)) / n, self.reduce(x.pow(2).sum(0)) / n
-        w = self.beta
-        self.running_mean.mul_(w).add_(mean * (1.0 - w))
-        self.running_mean_sq.mul_(w).add_(mean_sq * (1.0 - w))
-        self.debiasing_term.mul_(w).add_(1.0 - w)
+        state = (self.running_mean, self.running_mean_sq, self.debiasing_term)
+        for buffer, new in zip(state, value_norm_update(*state, x, beta=self.beta, reduce=self.reduce, who=type(self).__name__)):
+            buffer.copy_(new)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """``(x − μ) / σ``."""
-        mean, var = self.running_mean_var()
-        return (x - mean) / var.sqrt()
+        return normalize(x, *self.running_mean_var())
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
         """``x·σ + μ``."""
-        mean, var = self.running_mean_var()
-        return x * var.sqrt() + mean
+        return denormalize(x, *self.running_mean_var())
 
     def normalize_for_loss(self, values: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The collected (real-scale) values and returns, normalized for the loss, as the reference does: the values
@@ -239,8 +218,13 @@ class PopArt(ValueNorm):
         old_mean, old_var = self.running_mean_var()
         super().update(x)
         if self.output_layer is not None:
-            new_mean, new_var = self.running_mean_var()
-            old_std, new_std = old_var.sqrt(), new_var.sqrt()
-            weight, bias = self.output_layer
-            weight.mul_(old_std / new_std)
-            bias.copy_((old_std * bias + old_mean - new_mean) / new_std)
+            for param, new in zip(self.output_layer, popart_rescale(*self.output_layer, old_mean, old_var, *self.running_mean_var())):
+                param.copy_(new)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RunningStandardizer":  # the earlier name
+        warnings.warn("RunningStandardizer is deprecated: use RunningStandardScaler (skrl's name, as in the configuration).",
+                      DeprecationWarning, stacklevel=2)
+        return RunningStandardScaler
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
