@@ -1,12 +1,23 @@
 """The layout holds: data flows one way, no import cycle, files stay small, tests and benchmarks use public names."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
 PKG = ROOT / "mappo_td"
 # Lower layers never import higher ones; models and objectives do not import each other.
-LAYERS = {"schema": 0, "skrl_compat": 0, "plot": 0, "presets": 0, "validation": 0, "config": 0, "keys": 1, "multiagent": 1, "envs": 1, "pettingzoo_arrays": 1, "pettingzoo_pool": 1, "batched_pettingzoo": 1, "pettingzoo_tasks": 1, "fast": 1, "models": 2, "objectives": 2, "train": 3, "trainer": 4, "cli_parser": 4, "cli": 5}
+LAYERS = {"defaults": 0, "functional": 0, "schema": 0, "skrl_compat": 0, "plot": 0, "presets": 0, "validation": 0, "config": 0,
+          "env_section": 0, "keys": 1, "multiagent": 1, "transforms": 1, "envs": 1, "pettingzoo_arrays": 1, "pettingzoo_pool": 1,
+          "batched_pettingzoo": 1, "pettingzoo_tasks": 1, "fast": 1, "models": 2, "objectives": 2, "train": 3, "trainer": 4, "agent": 4,
+          "cli_parser": 4, "cli": 5}
+# The core (the math, its TensorDict modules, the models and the layer-1 modules they use) stands without these.
+NOT_CORE = ("mappo_td.config", "mappo_td.schema", "mappo_td.validation", "mappo_td.presets", "mappo_td.skrl_compat", "mappo_td.env_section",
+            "mappo_td.train", "mappo_td.agent", "mappo_td.envs", "mappo_td.pettingzoo", "mappo_td.batched_pettingzoo", "mappo_td.trainer",
+            "mappo_td.cli")
+CORE = ("functional", "objectives", "models", "multiagent.py", "keys.py", "fast.py", "defaults.py", "transforms.py")
+MAX_FUNCTION_LINES = 60
 
 
 def module_name(path: Path) -> str:
@@ -76,3 +87,35 @@ def test_tests_and_benchmarks_use_public_names_only():
             elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mappo_td"):
                 bad += [f"{path.name}:{node.lineno} import {a.name}" for a in node.names if a.name.startswith("_") and a.name not in local]
     assert not bad, f"private names used: {bad}"
+
+
+def test_every_package_module_has_a_layer():
+    """A new top-level module must be placed in LAYERS, or the one-way check above silently skips it."""
+    names = {p.relative_to(PKG).parts[0].removesuffix(".py") for p in PKG.glob("*") if p.suffix == ".py" or p.is_dir()}
+    assert names - {"__init__", "__pycache__"} <= set(LAYERS), sorted(names - {"__init__", "__pycache__"} - set(LAYERS))
+
+
+def test_the_core_imports_nothing_of_the_configuration_or_the_trainer():
+    code = (f"import sys, mappo_td.objectives, mappo_td.functional, mappo_td.models; "
+            f"bad = [m for m in sys.modules if m.startswith({NOT_CORE!r})]; assert not bad, bad")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_functional_math_needs_neither_tensordict_nor_torchrl():
+    for path in PKG.joinpath("functional").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        names += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+        bad = [m for m in names if m.split(".")[0] in ("tensordict", "torchrl")
+               or (m.startswith("mappo_td") and not m.startswith(("mappo_td.functional", "mappo_td.defaults")))]
+        assert not bad, f"{path.name} imports {bad}"
+
+
+def test_no_core_function_grows_past_60_lines():
+    long = []
+    for entry in CORE:
+        for path in [PKG / entry] if entry.endswith(".py") else sorted(PKG.joinpath(entry).rglob("*.py")):
+            long += [f"{path.relative_to(ROOT)}:{n.name} ({n.end_lineno - n.lineno + 1})" for n in ast.walk(ast.parse(path.read_text()))
+                     if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.end_lineno - n.lineno + 1 > MAX_FUNCTION_LINES]
+    assert not long, f"split these by concern: {long}"

@@ -49,13 +49,13 @@ def test_loss_terms_equal_the_reference_masked_means(share_params):
     assert not torch.allclose(out["loss_objective"], -surr.mean(dims[:-1] if not share_params else None).squeeze())  # the mask matters
 
 
-def test_turning_active_masks_off_restores_plain_means():
+def test_turning_alive_masks_off_restores_plain_means():
     obs, act = specs()
     policy, critic = make_policy(obs, act, hidden_sizes=(8,)), make_critic(obs, hidden_sizes=(8,))
     td = batch(policy, critic, obs)
     plain = MAPPOLoss(policy, critic)(td.clone())
     td["agents", "mask"] = _alive()
-    off = MAPPOLoss(policy, critic, policy_active_masks=False, value_active_masks=False)(td.clone())
+    off = MAPPOLoss(policy, critic, policy_alive_mask=False, value_alive_mask=False)(td.clone())
     on = MAPPOLoss(policy, critic)(td.clone())
     for k in ("loss_objective", "loss_critic"):
         torch.testing.assert_close(off[k], plain[k])

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from mappo_td import RunningStandardizer
+from mappo_td import RunningStandardScaler
 
 
 def test_running_statistics_match_skrl_merge_and_converge_to_data_stats():
-    s = RunningStandardizer(3)
+    s = RunningStandardScaler(3)
     batches = [torch.randn(100, 3) * torch.tensor([1.0, 5.0, 0.1]) + torch.tensor([2.0, -1.0, 0.0]) for _ in range(5)]
     mean, var, count = np.zeros(3), np.ones(3), 1.0  # skrl's initial statistics
     for b in batches:
@@ -23,7 +23,7 @@ def test_running_statistics_match_skrl_merge_and_converge_to_data_stats():
 
 
 def test_normalize_inverse_and_clip():
-    s = RunningStandardizer(2, clip_threshold=5.0)
+    s = RunningStandardScaler(2, clip_threshold=5.0)
     s.update(torch.randn(1000, 2) * 3 + 1)
     x = torch.randn(10, 2)
     torch.testing.assert_close(s(s(x), inverse=True), x, atol=1e-4, rtol=1e-4)
@@ -32,7 +32,7 @@ def test_normalize_inverse_and_clip():
 
 def test_shape_mismatch_raises():
     with pytest.raises(ValueError, match="trailing dims must match"):
-        RunningStandardizer(3).update(torch.zeros(4, 2))
+        RunningStandardScaler(3).update(torch.zeros(4, 2))
 
 
 class ReferenceValueNorm:
