@@ -8,6 +8,10 @@ training units) → ``objectives/`` and ``models/`` → ``fast``, ``keys``, ``mu
 import importlib
 from typing import Any
 
+from mappo_td._moved import install as _install_moved_modules
+
+_install_moved_modules()  # mappo_td.schema, .presets ... (now in mappo_td.config) still import, with a warning
+
 # Lazy: `import mappo_td` and `mappo-td --help` do not import torch; each name loads its module on first use.
 _WHERE = {
     "TrainConfig": "mappo_td.config", "make_env": "mappo_td.envs", "TensorPlan": "mappo_td.fast", "accelerate": "mappo_td.fast",

@@ -18,7 +18,7 @@ from tensordict.nn import TensorDictModuleBase
 from torch import nn
 from torchrl.data import Composite
 
-from mappo_td.config import BOUNDS, TrainConfig, per_agent_fields
+from mappo_td.config import BOUNDS, TrainConfig, field_key, per_agent_fields
 from mappo_td.models.bodies import activation_class
 from mappo_td.models.critic import critic_input_size, make_critic
 from mappo_td.models.inputs import n_features
@@ -28,7 +28,6 @@ from mappo_td.multiagent import all_names, per_agent_tensor, select_group
 from mappo_td.objectives.gae import MAPPOGAE
 from mappo_td.objectives.loss import MAPPOLoss
 from mappo_td.objectives.value_norm import PopArt, RunningStandardizer, ValueNorm
-from mappo_td.schema import field_key
 from mappo_td.train.optim import GroupOptimizer, KLAdaptiveLR
 
 

@@ -19,7 +19,7 @@ from torch import nn
 from torchrl.collectors import Collector
 from torchrl.envs import EnvBase
 
-from mappo_td.config import EnvConfig, TrainConfig
+from mappo_td.config import EnvConfig, TrainConfig, check_checkpoint_interval
 from mappo_td.envs import group_map as env_group_map
 from mappo_td.envs import make_env, pettingzoo_time_limit, resolve_device, with_episode_stats
 from mappo_td.fast import accelerate
@@ -32,7 +32,6 @@ from mappo_td.train.distributed import all_reduce_sum, broadcast_state, init_dis
 from mappo_td.train.render import check_render
 from mappo_td.train.stats import TrainingStats, finite_keys
 from mappo_td.train.step import masked_update_step, update_step
-from mappo_td.validation import check_checkpoint_interval
 
 
 @dataclass
@@ -104,7 +103,7 @@ def check_run(cfg: TrainConfig, device: torch.device, rank: int = 0) -> None:
         ...
         ValueError: checkpoint_interval=40 puts checkpoints as little as 32 steps apart (...), less than an episode (100 steps): ...
     """
-    warning = check_checkpoint_interval(cfg, episode_length(cfg.env))
+    warning = check_checkpoint_interval(cfg.mappo, cfg.timesteps, episode_length(cfg.env))
     if warning and rank == 0:
         warnings.warn(warning, stacklevel=3)
     x = cfg.mappo.experiment
