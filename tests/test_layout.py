@@ -6,7 +6,7 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 PKG = ROOT / "mappo_td"
 # Lower layers never import higher ones; models and objectives do not import each other.
-LAYERS = {"_moved": 0, "config": 0, "plot": 0, "keys": 1, "multiagent": 1, "envs": 1, "pettingzoo_arrays": 1, "pettingzoo_pool": 1,
+LAYERS = {"_moved": 0, "atomic": 0, "config": 0, "plot": 0, "keys": 1, "multiagent": 1, "envs": 1, "pettingzoo_arrays": 1, "pettingzoo_pool": 1,
           "batched_pettingzoo": 1, "pettingzoo_tasks": 1, "fast": 1, "models": 2, "objectives": 2, "train": 3, "trainer": 4, "agent": 4,
           "cli_parser": 4, "cli": 5}
 

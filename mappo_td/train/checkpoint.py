@@ -9,13 +9,12 @@ goes to its own file beside the main one, which lists them. :func:`learner_state
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from mappo_td.atomic import atomic_write
 from mappo_td.envs import reseed, set_simulator_rng_state, simulator_rng_state
 from mappo_td.train.distributed import gather_objects, rank_seed
 
@@ -80,7 +79,7 @@ def prune_checkpoints(folder: str | Path, keep: int, *, after: int | None = None
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``.
+    """``torch.save`` ``obj`` to ``path`` atomically (:func:`mappo_td.atomic.atomic_write`).
 
     Example:
         >>> import tempfile
@@ -88,21 +87,7 @@ def atomic_save(obj: Any, path: str | Path) -> None:
         >>> torch.load(f"{d}/a.pt", weights_only=True)["x"]
         tensor([1., 1.])
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # like every other output (mkstemp makes 0600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def _load(path: Path) -> Any:
