@@ -252,3 +252,22 @@ def test_agents_with_different_spaces_form_groups_that_act_in_their_own_spaces_a
         agent.post_interaction(t, 4)
     after = [p.detach() for g in agent.learner.groups for p in g.policy.parameters()]
     assert agent.learner.updates > 0 and any(not torch.equal(b, a) for b, a in zip(before, after))
+
+
+def test_the_agent_runs_the_trainers_iteration_schedule_and_leaves_its_config_alone(tmp_path):
+    """Rows and checkpoints at the same timesteps as the trainer's (intervals crossed, and the end), keep_checkpoints
+    honoured, the speed measured, and ``cfg.timesteps`` never rewritten by post_interaction's ``timesteps``."""
+    import csv
+
+    x = {"write_interval": 8, "checkpoint_interval": 8, "keep_checkpoints": 1}
+    agent = make_agent(num_envs=2, cfg={"experiment": {"directory": str(tmp_path), "experiment_name": "agent", **x}})
+    _feed(agent, 12)  # three rollouts of 4 steps; post_interaction's timesteps: 12
+    trainer = MAPPOTrainer(small_config(timesteps=12, rollouts=4, env={"num_envs": 2, "max_steps": 4},
+                                        experiment={"directory": str(tmp_path), "experiment_name": "trainer", **x}))
+    trainer.train()
+    assert agent.cfg.timesteps == make_agent().cfg.timesteps == 4000  # the config's own, untouched
+    for run in ("agent", "trainer"):
+        rows = list(csv.DictReader((tmp_path / run / "progress.csv").open()))
+        assert [int(r["timestep"]) for r in rows] == [8, 12], run
+        assert all(float(r["frames_per_s"]) > 0 for r in rows), run
+        assert sorted(p.name for p in (tmp_path / run / "checkpoints").glob("agent_*.pt")) == ["agent_12.pt"], run

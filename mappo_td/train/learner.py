@@ -11,10 +11,9 @@ import dataclasses
 import functools
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
-from tensordict import TensorDictBase
 from torch import nn
 from torchrl.collectors import Collector
 from torchrl.envs import EnvBase
@@ -57,7 +56,6 @@ class Learner:
     iteration: int = 0
     updates: int = 0  # gradient steps
     wall_s: float = 0.0  # wall-clock seconds of training so far (resumed runs continue the count)
-    last_batch: TensorDictBase | None = field(default=None, repr=False)  # the last update's flat batch
     frames_at: tuple[int, int] = (0, 0)  # (timestep, frames) where the frame count was set (a resume); see frames
 
     @property

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from mappo_td.config import TrainConfig, default_experiment_name
-from mappo_td.train.checkpoint import CheckpointError, checkpoint_timestep, checkpoints_in, prune_checkpoints
+from mappo_td.train.checkpoint import CheckpointError
+from mappo_td.train.checkpoint_files import checkpoint_timestep, checkpoints_in, prune_checkpoints
 from mappo_td.train.progress_csv import append_csv_row, copy_csv_rows
 from mappo_td.train.run_folder import RunLock, claim_run_dir, lock_run_dir
 

@@ -54,7 +54,7 @@ def main(mode: str, cfg_json: str, batch_file: str, out_file: str) -> None:
     from mappo_td import MAPPOTrainer, TrainConfig
     from mappo_td.multiagent import standardize_per_agent
     from mappo_td.objectives import RunningStandardizer
-    from mappo_td.train import build_learner, update
+    from mappo_td.train import build_learner, flat_batch, update
     from mappo_td.train.distributed import DistributedError, all_reduce_sum, world
 
     cfg = TrainConfig.from_dict(json.loads(cfg_json))
@@ -79,7 +79,7 @@ def main(mode: str, cfg_json: str, batch_file: str, out_file: str) -> None:
     update(lrn, data)  # global advantage standardization and statistics; epochs x minibatches of the trainer
     out = result(lrn)
     out["advantage"] = torch.cat([data.get((g, "advantage")).reshape(-1) for g in lrn.group_map])
-    seen = minibatch_steps(lrn, lrn.last_batch, k=4, epochs=2)  # this rank's quarter of each global minibatch, in order
+    seen = minibatch_steps(lrn, flat_batch(lrn, data), k=4, epochs=2)  # this rank's quarter of each global minibatch, in order
     out.update({f"after_steps/{k}": v for k, v in {**result(lrn), **seen}.items()})
     # the reductions on their own: a masked standardization and a running standardizer over both ranks' halves
     gen = torch.Generator().manual_seed(5)

@@ -52,11 +52,18 @@ def test_rewards_shaper_gets_the_right_arguments_and_its_output_is_stored():
         return reward * 0 + timestep
 
     t = MAPPOTrainer(small_config(timesteps=32, rewards_shaper=shaper))
+    step, seen = t.learner.step_fns["agents"], []
+
+    def recording_step(batch, *mask):  # what each gradient step of the update is given
+        seen.append(batch["next", "agents", "reward"].clone())
+        return step(batch, *mask)
+
+    t.learner.step_fns["agents"] = recording_step
     t.train()
     assert [c[1] for c in calls] == list(range(32)) and {c[2] for c in calls} == {32}
     assert calls[0][0].shape == (8, 3, 1)  # one step of every env and agent
-    stored = t.learner.last_batch["next", "agents", "reward"]  # the last rollout (steps 16..31), as used by the update
-    assert set(stored.unique().tolist()) == set(range(16, 32))
+    first, last = torch.cat(seen[:4]), torch.cat(seen[-4:])  # the first and last update's minibatches (2 epochs x 2)
+    assert set(first.unique().tolist()) == set(range(16)) and set(last.unique().tolist()) == set(range(16, 32))
 
 
 def test_kl_early_stop_cuts_the_rest_of_the_epoch():
