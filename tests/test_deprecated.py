@@ -34,3 +34,54 @@ def test_config_sections_constant_is_section_keys():
 
     with pytest.warns(DeprecationWarning, match="use mappo_td.config.SECTION_KEYS"):
         assert mappo_td.config.SECTIONS is SECTION_KEYS
+
+
+def test_skrls_value_role_is_read_as_the_critic_and_warns():
+    import gymnasium as gym
+    import torch
+
+    from mappo_td.agent import MAPPO, model_sizes
+
+    names = ["agent_0", "agent_1"]
+    obs, act = {a: gym.spaces.Box(-1, 1, (4,)) for a in names}, {a: gym.spaces.Discrete(3) for a in names}
+    sizes = model_sizes(obs, act)
+    with pytest.warns(DeprecationWarning, match=r"\['value'\] is deprecated; read \['critic'\]"):
+        assert sizes["agent_0"]["value"] == sizes["agent_0"]["critic"] == (8, 1)
+    policy, critic = torch.nn.Linear(4, 3), torch.nn.Linear(8, 1)
+    with pytest.warns(DeprecationWarning, match=r"models\['agent_0'\]: the role 'value' \(skrl's name\) is deprecated; call it 'critic'"):
+        agent = MAPPO(names, models={a: {"policy": policy, "value": critic} for a in names}, observation_spaces=obs,
+                      action_spaces=act, device="cpu", cfg={"experiment": {"directory": "unused"}})
+    assert any(p is critic.weight for p in agent.learner.groups[0].critic.parameters())  # the given network is the critic
+    with pytest.raises(ValueError, match=r"give the critic once, as 'critic' \('value' is its earlier name\), not both"):
+        MAPPO(names, models={a: {"policy": policy, "value": critic, "critic": critic} for a in names}, observation_spaces=obs,
+              action_spaces=act, device="cpu")
+
+
+DATA = __import__("pathlib").Path(__file__).parent / "data"
+
+
+def test_a_checkpoint_written_before_the_config_package_loads_evaluates_and_resumes(tmp_path, monkeypatch):
+    """tests/data/checkpoint_before_21.pt was written by mappo_td at 8873c68 (before #21): VMAS navigation, 2 envs,
+    max_steps 4, rollouts 4, hidden_sizes [8], seed 3, trained to timestep 8. Its config is edited here to hold the
+    earlier key env.workers as well, as a checkpoint from before that rename would."""
+    import json
+
+    import torch
+
+    from mappo_td.train import load_checkpoint
+    from mappo_td.trainer import MAPPOTrainer
+
+    state = torch.load(DATA / "checkpoint_before_21.pt", weights_only=True)
+    config = json.loads(state["config"])
+    config["env"]["workers"] = config["env"].pop("num_workers")
+    state["config"] = json.dumps(config)
+    torch.save(state, tmp_path / "agent_8.pt")
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(DeprecationWarning, match="config key 'env.workers' is deprecated"):
+        trainer = MAPPOTrainer.from_checkpoint(tmp_path / "agent_8.pt", {"timesteps": 12}, fork="continued")
+    assert (trainer.timestep, trainer.updates) == (8, 32)
+    saved = load_checkpoint(DATA / "checkpoint_before_21.pt")["models"]["agents/critic"]
+    assert all(torch.equal(v, trainer.groups[0].critic.state_dict()[k]) for k, v in saved.items())
+    assert trainer.evaluate(episodes=2)["episodes"] == 2.0
+    summary = trainer.train()
+    assert summary["timestep"] == 12 and (tmp_path / "runs" / "continued" / "checkpoints" / "agent_12.pt").exists()

@@ -32,7 +32,7 @@ from torchrl.data import Unbounded
 
 from mappo_td.agent.external import ExternalEnv, empty_step
 from mappo_td.agent.memory import check_memories, read_rollout, write_step
-from mappo_td.agent.models import MissingValue, check_model_sizes, check_models, group_models, instances
+from mappo_td.agent.models import MissingCritic, check_model_sizes, check_models, group_models, instances
 from mappo_td.agent.spaces import InputCheck, Space, check_agent_names, check_possible_agents, group_agents, group_specs
 from mappo_td.config import TrainConfig, merge_config
 from mappo_td.train.checkpoint import load_checkpoint, load_learner_state, save_learner
@@ -51,8 +51,9 @@ class MAPPO:
     Args:
         possible_agents: every agent's name.
         models: ``None`` (mappo_td's builders, from the config's ``model`` section), or by agent name
-            ``{"policy": module, "value": module}`` (skrl's layout; the contract is in :mod:`mappo_td.agent.models`,
-            sizes from :func:`~mappo_td.agent.model_sizes`). A policy alone can act; training needs the value too.
+            ``{"policy": module, "critic": module}`` (skrl's layout, whose ``"value"`` is read as ``"critic"``, with a
+            deprecation warning; the contract is in :mod:`mappo_td.agent.models`, sizes from
+            :func:`~mappo_td.agent.model_sizes`). A policy alone can act; training needs the critic too.
         memories: ``None`` (one internal buffer of ``rollouts`` steps), or one memory per agent name as in skrl
             (:class:`~mappo_td.agent.Memory`, or skrl's ``RandomMemory``, of at least ``rollouts`` steps; see
             :mod:`mappo_td.agent.memory` for what is stored under which name).
@@ -104,7 +105,7 @@ class MAPPO:
         obs_spec, act_spec = group_specs(self.group_map, observation_spaces, action_spaces, int(num_envs))
         nets = group_models(user, self.group_map) if user else None
         self.learner = build_learner(self.cfg, ExternalEnv(self.group_map, obs_spec, act_spec), models=nets)
-        self._no_critic = [v for g in (nets or {}).values() if isinstance(v := g["value"], MissingValue)]
+        self._no_critic = [v for g in (nets or {}).values() if isinstance(v := g["critic"], MissingCritic)]
         self.device, self.num_envs = self.learner.device, int(num_envs)
         self.memories = check_memories(memories, self.possible_agents, self.num_envs, self.cfg.mappo.rollouts) if memories else None
         self._steps: list[TensorDictBase] = []  # the internal buffer (memories=None)

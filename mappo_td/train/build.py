@@ -108,10 +108,38 @@ def _preprocessor(cfg: TrainConfig, name: str, size: int, device: torch.device) 
         raise ValueError(f"{name}_kwargs {getattr(cfg.mappo, f'{name}_kwargs')} do not fit {cls.__name__} ({err}).") from None
 
 
+ROLES = ("policy", "critic")  # the networks of a group or agent; "value" is skrl's (deprecated) name for the critic
+
+
+def networks_by_role(roles: Mapping[str, Any], where: str = "models") -> dict[str, Any]:
+    """``roles`` with skrl's name ``"value"`` (deprecated here, with a warning) read as ``"critic"``, the one name
+    mappo_td uses for the value network (checkpoints, ``make_critic``, ``Group.critic``); unknown roles are refused.
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     sorted(networks_by_role({"policy": 1, "value": 2}))
+        ['critic', 'policy']
+        >>> str(caught[0].message)
+        "models: the role 'value' (skrl's name) is deprecated; call it 'critic'."
+    """
+    out = dict(roles)
+    if "value" in out:
+        if "critic" in out:
+            raise ValueError(f"{where}: give the critic once, as 'critic' ('value' is its earlier name), not both.")
+        warnings.warn(f"{where}: the role 'value' (skrl's name) is deprecated; call it 'critic'.", DeprecationWarning, stacklevel=3)
+        out["critic"] = out.pop("value")
+    bad = [k for k in out if k not in ROLES]
+    if bad:
+        raise ValueError(f"{where}: unknown role(s) {bad}; roles: {list(ROLES)}.")
+    return out
+
+
 def build_group(cfg: TrainConfig, observation_spec: Composite, action_spec: Composite, name: str, agents: list[str],
                 names: list[str], device: torch.device, models: Mapping[str, nn.Module] | None = None) -> Group:
     """One :class:`Group` from the env's specs (``names``: every agent and group name of the run; ``models``: the
-    group's own ``{"policy": network, "value": network}`` in place of the MLPs, see :func:`~mappo_td.make_policy`'s
+    group's own ``{"policy": network, "critic": network}`` in place of the MLPs, see :func:`~mappo_td.make_policy`'s
     and :func:`~mappo_td.make_critic`'s ``network``)."""
     m, mc = cfg.mappo, cfg.model
     share = mc.share_params or len(agents) == 1 or models is not None
@@ -125,18 +153,18 @@ def build_group(cfg: TrainConfig, observation_spec: Composite, action_spec: Comp
                 action_mask="auto" if mc.action_masks else None)
     if models is not None and mc.shared_model:
         raise ValueError("model.shared_model builds one trunk for policy and value; with your own models, give a policy and "
-                         "a value network per agent and leave shared_model off.")
+                         "a critic network per agent and leave shared_model off.")
     if mc.shared_model:
         op = make_shared_actor_critic(observation_spec, action_spec, name, input_preprocessor=pre["state_preprocessor"], **common, **head)
         policy, critic = op.get_policy_operator(), op.get_value_operator()
     else:
-        nets = models or {}
+        nets = networks_by_role(models or {}, f"models[{name!r}]")
         policy = make_policy(observation_spec, action_spec, name, state_dependent_std=mc.state_dependent_std,
                              input_preprocessor=pre["state_preprocessor"], network=nets.get("policy"), **common, **head, **body)
         n_critic = critic_input_size(observation_spec, name, centralized=mc.centralized_critic)
         pre["shared_state_preprocessor"] = _preprocessor(cfg, "shared_state_preprocessor", n_critic, device)
         critic = make_critic(observation_spec, name, centralized=mc.centralized_critic, input_preprocessor=pre["shared_state_preprocessor"],
-                             network=nets.get("value"), **common, **body)
+                             network=nets.get("critic"), **common, **body)
     if mc.init == "orthogonal" and models is None:  # the reference's: the action layer at gain 0.01, the value layer at 1
         orthogonal_init(policy, activation_class(mc.activation), 0.01)
         orthogonal_init(critic, activation_class(mc.activation), 1.0)

@@ -124,7 +124,7 @@ def sized_to(cfg: TrainConfig, env: EnvBase) -> TrainConfig:
 def build_learner(cfg: TrainConfig, env: EnvBase | None = None, models: Mapping[str, Mapping[str, nn.Module]] | None = None) -> Learner:
     """Check (:func:`check_run`), seed, then build everything a run needs from ``cfg`` (``env``: use this TorchRL multi-agent
     env instead of ``cfg.env``, its batch size as ``env.num_envs``;
-    ``models``: by group, ``{"policy": network, "value": network}`` in place of the MLPs, see :func:`~mappo_td.train.build.build_group`).
+    ``models``: by group, ``{"policy": network, "critic": network}`` in place of the MLPs, see :func:`~mappo_td.train.build.build_group`).
 
     Under ``torchrun`` (several processes) this joins the process group, seeds each rank's
     environments and sampling apart (:func:`~mappo_td.train.distributed.rank_seed`), gives
