@@ -1,8 +1,8 @@
 """mappo_td: Multi-Agent PPO as composable TorchRL/TensorDict modules, and a fast trainer.
 
-Layout (data flows one way, top to bottom): ``cli`` / ``trainer`` → ``train/`` (the
-training units) → ``objectives/`` and ``models/`` → ``fast``, ``keys``, ``multiagent``,
-``envs``, ``config``.
+Layout (data flows one way, top to bottom): ``cli`` → ``cli_parser``, ``trainer``, ``agent/`` (skrl's agent
+API) → ``train/`` (the training units) → ``objectives/`` and ``models/`` → ``fast``, ``keys``, ``multiagent``,
+``envs`` and the PettingZoo batching → ``config/`` (the configuration), ``atomic``, ``plot``.
 """
 
 import importlib

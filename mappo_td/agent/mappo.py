@@ -145,7 +145,7 @@ class MAPPO:
     # --- skrl's methods -----------------------------------------------------------------------------
     def init(self, trainer_cfg: Mapping[str, Any] | None = None) -> None:
         """Create the run folder and its logger (TensorBoard, CSV), as the trainer's. Optional, unlike skrl's: without
-        it, every method works and the run folder is created at the first log or checkpoint."""
+        it, every method works and the run folder is created at the first update."""
         self._run_logger()
 
     def _run_logger(self) -> RunLogger:
