@@ -22,6 +22,7 @@ argument               per agent name                      shape
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,7 @@ class MAPPO:
         self._lengths = torch.zeros(self.num_envs, 1, dtype=torch.int64, device=self.device)  # episode statistics, as the trainer's
         self.logger: RunLogger | None = None
         self.session: Session | None = None  # the trainer's iteration state (clocks, last row), from the first update
+        self._made_at = time.perf_counter()
 
     # --- inputs ------------------------------------------------------------------------------------
     def _observe(self, check: InputCheck, states: Mapping[str, Any], key: str) -> TensorDictBase:
@@ -226,8 +228,9 @@ class MAPPO:
         learn(self.learner, data, self._session(), timestep=int(timestep) + 1, timesteps=max(int(timesteps), 1))
 
     def _session(self) -> Session:
-        if self.session is None:  # the envs are the user's: none restarts at a checkpoint
-            self.session = Session(self._run_logger(), restart_at_checkpoints=False, wall_before=self.learner.wall_s)
+        if self.session is None:  # the envs are the user's: none restarts at a checkpoint; the clocks run from construction
+            self.session = Session(self._run_logger(), restart_at_checkpoints=False, wall_before=self.learner.wall_s,
+                                   started=self._made_at, logged_at=self._made_at)
         return self.session
 
     def write_checkpoint(self, timestep: int, timesteps: int) -> Path:
