@@ -83,8 +83,7 @@ SPREAD_ENVS, SPREAD_ROLLOUTS = 8, 16  # mappo_td's PettingZoo default envs, skrl
 
 def spread_config(name: str, frames: int, seed: int, directory: str) -> TrainConfig:
     """simple_spread_v3 in mappo_td: ``skrl`` (skrl's MAPPO_DEFAULT_CONFIG, per-agent models) or ``paper`` (the preset)."""
-    from mappo_td.config import merge_config
-    from mappo_td.presets import preset
+    from mappo_td.config import merge_config, preset
 
     env = {"backend": "pettingzoo", "scenario": "simple_spread_v3", "num_envs": SPREAD_ENVS, "max_steps": 25,
            "continuous_actions": False, "num_workers": 1}

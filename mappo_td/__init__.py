@@ -1,14 +1,18 @@
 """mappo_td: Multi-Agent PPO as composable TorchRL/TensorDict modules, and a fast trainer.
 
-Layout (data flows one way, top to bottom): ``cli`` / ``trainer`` / ``agent/`` (skrl's agent
-API) → ``train/`` (the training units) → ``objectives/`` and ``models/`` (TensorDict modules)
-→ ``fast``, ``keys``, ``multiagent``, ``envs`` → ``functional/`` (the MAPPO math on plain
-tensors), ``config`` → ``defaults`` (choices, ranges, model defaults). The core
+Layout (data flows one way, top to bottom): ``cli`` → ``cli_parser``, ``trainer``, ``agent/`` (skrl's agent
+API) → ``train/`` (the training units) → ``objectives/`` and ``models/`` (TensorDict modules) → ``fast``, ``keys``,
+``multiagent``, ``envs`` and the PettingZoo batching → ``functional/`` (the MAPPO math on plain tensors),
+``config/`` (the configuration), ``atomic``, ``plot`` → ``defaults`` (choices, ranges, model defaults). The core
 (``functional``, ``objectives``, ``models``) imports nothing of the configuration or the trainer.
 """
 
 import importlib
 from typing import Any
+
+from mappo_td._moved import install as _install_moved_modules
+
+_install_moved_modules()  # mappo_td.schema, .presets ... (now in mappo_td.config) still import, with a warning
 
 # Lazy: `import mappo_td` and `mappo-td --help` do not import torch; each name loads its module on first use.
 _WHERE = {
@@ -19,7 +23,7 @@ _WHERE = {
     "broadcast_to_agents": "mappo_td.functional", "masked_mean": "mappo_td.functional", "per_agent_tensor": "mappo_td.multiagent",
     "standardize_per_agent": "mappo_td.functional", "mappo_gae": "mappo_td.functional", "mappo_loss": "mappo_td.functional",
     "MAPPOGAE": "mappo_td.objectives", "MAPPOLoss": "mappo_td.objectives", "RunningStandardScaler": "mappo_td.objectives",
-    "RunningStandardizer": "mappo_td.objectives", "ValueNorm": "mappo_td.objectives", "PopArt": "mappo_td.objectives", "KLAdaptiveLR": "mappo_td.train", "compute_advantages": "mappo_td.train",
+    "RunningStandardScaler": "mappo_td.objectives", "RunningStandardizer": "mappo_td.objectives", "ValueNorm": "mappo_td.objectives", "PopArt": "mappo_td.objectives", "KLAdaptiveLR": "mappo_td.train", "compute_advantages": "mappo_td.train",
     "update_step": "mappo_td.train", "MAPPOTrainer": "mappo_td.trainer",
 }
 

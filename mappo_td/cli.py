@@ -8,15 +8,13 @@ import argparse
 import math
 import os
 import sys
-import time
 import traceback
 from pathlib import Path
 from typing import Any
 
 from mappo_td.cli_parser import build_parser, overrides, parse_command_line, read_config
-from mappo_td.config import TrainConfig, merge_config
+from mappo_td.config import TrainConfig, default_experiment_name, merge_config, preset
 from mappo_td.plot import SEED_SUFFIX
-from mappo_td.presets import preset
 
 __all__ = ["build_parser", "describe", "main", "read_config"]
 
@@ -102,7 +100,7 @@ def _seed_configs(args: argparse.Namespace, d: dict[str, Any]) -> list[dict[str,
     """The config of each run: one, or one per ``--seeds`` entry into sibling folders ``<name>_seed<N>``."""
     if not args.seeds:
         return [d]
-    base = TrainConfig.from_dict(d).mappo.experiment.experiment_name or f"{time.strftime('%y-%m-%d_%H-%M-%S')}_MAPPO"
+    base = TrainConfig.from_dict(d).mappo.experiment.experiment_name or default_experiment_name()
     return [merge_config(d, {"seed": s, "experiment": {"experiment_name": f"{SEED_SUFFIX.sub('', base)}_seed{s}"}}) for s in args.seeds]
 
 

@@ -12,9 +12,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from mappo_td.config import EnvConfig, ExperimentConfig, MAPPOConfig, ModelConfig, TrainConfig
-from mappo_td.presets import PRESETS
-from mappo_td.schema import did_you_mean
+from mappo_td.config import FAST_MODES, PRESETS, EnvConfig, ExperimentConfig, MAPPOConfig, ModelConfig, TrainConfig, did_you_mean
 
 USAGE = """``mappo-td``: train (default: MAPPO on VMAS navigation), resume, evaluate.
 
@@ -167,13 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train MAPPO (no arguments: VMAS navigation)")
     train.add_argument("--config", help="JSON/YAML config: the typed layout or skrl's MAPPO_DEFAULT_CONFIG keys; flags override it")
     train.add_argument("--preset", choices=sorted(PRESETS), help="start from a named config (mappo-paper: the MAPPO reference's Huber loss, "
-                       "ValueNorm, value clipping, GRU, epochs; see mappo_td.presets); --config and flags override it")
+                       "ValueNorm, value clipping, GRU, epochs; see mappo_td.config.presets); --config and flags override it")
     train.add_argument("--resume", metavar="PATH", help="continue from a checkpoint file or checkpoints folder (--config and flags override its config)")
     train.add_argument("--fork", metavar="NEW_NAME", help="with --resume: continue in a new run folder NEW_NAME beside the original")
     train.add_argument("--overwrite-later", action="store_true",
                        help="with --resume from a checkpoint older than the newest: delete the later checkpoints and continue in place")
     _add_fields(train)
-    for mode in ("compile", "cudagraphs"):
+    for mode in FAST_MODES[1:]:  # "compile", "cudagraphs"
         train.add_argument(f"--{mode}", dest="TrainConfig.fast", action="store_const", const=mode, help=f"shorthand for --fast {mode}")
     train.add_argument("--seeds", type=int, nargs="+", metavar="N",
                        help="train once per seed, one after another, into sibling folders <experiment-name>_seed<N> (see plot)")

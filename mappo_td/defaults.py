@@ -19,6 +19,9 @@ BODIES = ("mlp", "gru")
 VALUE_LOSSES = ("mse", "huber")
 VALUE_CLIP_FORMS = ("prediction", "max")
 INITS = ("default", "orthogonal")
+ACTIVATIONS = ("tanh", "relu", "elu", "silu")  # ModelConfig.activation
+DISTRIBUTIONS = ("auto", "gaussian", "multivariate_gaussian")  # ModelConfig.distribution (Box actions)
+BACKENDS = ("vmas", "pettingzoo")  # EnvConfig.backend
 
 # Model defaults (the builders' and the configuration's).
 DEFAULT_HIDDEN_SIZES = (64, 64)

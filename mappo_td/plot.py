@@ -20,6 +20,8 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from mappo_td.atomic import atomic_write
+
 SEED_SUFFIX = re.compile(r"_seed\d+$")
 PANELS = (("frames", "frames (all environments)"), ("time_s", "wall-clock seconds"))
 SERIES = (("reward/episode_mean", ""), ("eval/return_mean", " eval"))
@@ -203,13 +205,7 @@ def _save(fig, path: Path) -> None:
     fmt = path.suffix[1:].lower()
     if fmt not in fig.canvas.get_supported_filetypes():
         raise ValueError(f"cannot write {path}: matplotlib writes .{', .'.join(fig.canvas.get_supported_filetypes())} files, not .{fmt}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        fig.savefig(tmp, dpi=110, format=fmt)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda f: fig.savefig(f, dpi=110, format=fmt))
 
 
 def plot_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None, warn: Callable[[str], None] | None = None) -> Path:

@@ -18,6 +18,7 @@ from torchrl.envs import EnvBase
 from mappo_td.config import TrainConfig, merge_config
 from mappo_td.train import loop
 from mappo_td.train.checkpoint import CheckpointError, learner_state, load_checkpoint, load_learner_state, save_learner
+from mappo_td.train.checkpoint_files import checkpoint_path
 from mappo_td.train.distributed import collectives_named, on_rank0
 from mappo_td.train.evaluate import evaluate
 from mappo_td.train.learner import Learner, build_learner
@@ -75,15 +76,17 @@ class MAPPOTrainer:
             raise ValueError(f"nothing to train: the run {state} {self.timestep} (timesteps={self.cfg.timesteps}, in updates of "
                              f"rollouts={self.cfg.mappo.rollouts} steps). To train it further, resume with a larger --timesteps, "
                              f"e.g. --timesteps {2 * self.timestep}.")
-        with collectives_named(lambda: self.timestep):
-            try:
-                return self._train()
-            finally:
-                if self._lock is not None:
-                    self._lock.release()
-                    self._lock = None
+        try:
+            with collectives_named(lambda: self.timestep):  # loop.train names its own
+                logger = self._open_run()
+            return loop.train(self.learner, logger)
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
 
-    def _train(self) -> dict[str, Any]:
+    def _open_run(self) -> RunLogger | NullLogger:
+        """Hold the run folder (see :meth:`train`) and open its logger (rank 0; the other ranks log nowhere)."""
         lrn = self.learner
         purge = self._purge  # TensorBoard: hide what an earlier session logged after the checkpoint
         if self.resume is not None:
@@ -99,7 +102,7 @@ class MAPPOTrainer:
         on_rank0(lambda: made.setdefault("log", RunLogger(run_dir, self.cfg, purge_step=purge)) and None)  # an error there stops every rank
         logger = made.get("log") or NullLogger(run_dir)
         self.run_dir, self._purge = logger.run_dir, None  # purged once: a later train() continues this session's events
-        return loop.train(lrn, logger)
+        return logger
 
     def _hold_run_dir(self) -> Path:
         if self.resume is not None:
@@ -132,7 +135,7 @@ class MAPPOTrainer:
             self.run_dir = on_rank0(self._hold_run_dir)
             self.resume = None
         try:
-            return save_learner(self.learner, self.run_dir / "checkpoints" / f"agent_{self.timestep}.pt")
+            return save_learner(self.learner, checkpoint_path(self.run_dir, self.timestep))
         finally:
             if held and self._lock is not None:
                 self._lock.release()

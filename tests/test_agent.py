@@ -64,7 +64,7 @@ def test_skrl_default_config_verbatim_and_per_agent_dicts():
 
 def test_unknown_or_unsupported_models_and_memories_are_clear_errors():
     with pytest.raises(ValueError, match=r"models: unknown agent name\(s\) \['bob'\]; valid names: \['agent_0', 'agent_1', 'agent_2'\]"):
-        make_agent(models={"bob": {"policy": None, "value": None}})
+        make_agent(models={"bob": {"policy": None, "critic": None}})
     with pytest.raises(ValueError, match=r"action_spaces: no entry for agent\(s\) \['agent_2'\]"):
         MAPPO(NAMES, observation_spaces={a: (5,) for a in NAMES}, action_spaces={a: gym.spaces.Discrete(2) for a in NAMES[:2]})
 
@@ -131,11 +131,11 @@ def _feed(agent, steps, seed=0):
 def test_user_models_act_with_their_own_logits_and_are_trained_in_place():
     sizes = __import__("mappo_td.agent", fromlist=["model_sizes"]).model_sizes(
         {a: gym.spaces.Box(-1, 1, (5,)) for a in NAMES}, {a: gym.spaces.Discrete(4) for a in NAMES})
-    assert sizes["agent_0"] == {"policy": (5, 4), "value": (15, 1)}
+    assert sizes["agent_0"] == {"policy": (5, 4), "critic": (15, 1)}
     shared, own = _mlp(5, 4), _mlp(5, 4)  # agent_0 and agent_2 share one instance; agent_1 has its own
-    value = _mlp(*sizes["agent_0"]["value"])
-    models = {"agent_0": {"policy": shared, "value": value}, "agent_1": {"policy": own, "value": value},
-              "agent_2": {"policy": shared, "value": value}}
+    critic = _mlp(*sizes["agent_0"]["critic"])
+    models = {"agent_0": {"policy": shared, "critic": critic}, "agent_1": {"policy": own, "critic": critic},
+              "agent_2": {"policy": shared, "critic": critic}}
     agent = make_agent(models=models, num_envs=6)
     assert agent.group_map == {"agent": ["agent_0", "agent_2"], "agent_1": ["agent_1"]}
     states = {a: torch.rand(6, 5) * 2 - 1 for a in NAMES}
@@ -144,21 +144,21 @@ def test_user_models_act_with_their_own_logits_and_are_trained_in_place():
         net = shared if a != "agent_1" else own
         expected = torch.distributions.Categorical(logits=net(states[a])).log_prob(actions[a].squeeze(-1))
         torch.testing.assert_close(log_prob[a].squeeze(-1), expected)
-    before = [p.detach().clone() for m in (shared, own, value) for p in m.parameters()]
+    before = [p.detach().clone() for m in (shared, own, critic) for p in m.parameters()]
     _feed(agent, 4)
     assert agent.learner.updates > 0
-    after = [p.detach() for m in (shared, own, value) for p in m.parameters()]
+    after = [p.detach() for m in (shared, own, critic) for p in m.parameters()]
     assert all(not torch.equal(b, a) for b, a in zip(before, after))  # every user network moved, in place
 
 
-def test_a_policy_alone_acts_but_training_without_a_value_model_is_a_clear_error():
+def test_a_policy_alone_acts_but_training_without_a_critic_is_a_clear_error():
     agent = make_agent(models={a: {"policy": _mlp(5, 4)} for a in NAMES}, num_envs=2)
     actions, _, _ = agent.act({a: torch.zeros(2, 5) for a in NAMES}, 0, 10)
     assert set(actions) == set(NAMES)
-    with pytest.raises(ValueError, match=r"no 'value' model for agent\(s\) \['agent_0'\]: MAPPO's update needs one"):
+    with pytest.raises(ValueError, match=r"no 'critic' model for agent\(s\) \['agent_0'\]: MAPPO's update needs one"):
         _feed(agent, 4)
     with pytest.raises(ValueError, match=r"models\['agent_0'\] has no 'policy'"):
-        make_agent(models={a: {"value": _mlp(15, 1)} for a in NAMES})
+        make_agent(models={a: {"critic": _mlp(15, 1)} for a in NAMES})
     with pytest.raises(ValueError, match=r"models: no entry for agent\(s\) \['agent_2'\]"):
         make_agent(models={a: {"policy": _mlp(5, 4)} for a in NAMES[:2]})
     with pytest.raises(TypeError, match=r"models\['agent_0'\]\['policy'\] must be a torch.nn.Module"):
@@ -252,3 +252,22 @@ def test_agents_with_different_spaces_form_groups_that_act_in_their_own_spaces_a
         agent.post_interaction(t, 4)
     after = [p.detach() for g in agent.learner.groups for p in g.policy.parameters()]
     assert agent.learner.updates > 0 and any(not torch.equal(b, a) for b, a in zip(before, after))
+
+
+def test_the_agent_runs_the_trainers_iteration_schedule_and_leaves_its_config_alone(tmp_path):
+    """Rows and checkpoints at the same timesteps as the trainer's (intervals crossed, and the end), keep_checkpoints
+    honoured, the speed measured, and ``cfg.timesteps`` never rewritten by post_interaction's ``timesteps``."""
+    import csv
+
+    x = {"write_interval": 8, "checkpoint_interval": 8, "keep_checkpoints": 1}
+    agent = make_agent(num_envs=2, cfg={"experiment": {"directory": str(tmp_path), "experiment_name": "agent", **x}})
+    _feed(agent, 12)  # three rollouts of 4 steps; post_interaction's timesteps: 12
+    trainer = MAPPOTrainer(small_config(timesteps=12, rollouts=4, env={"num_envs": 2, "max_steps": 4},
+                                        experiment={"directory": str(tmp_path), "experiment_name": "trainer", **x}))
+    trainer.train()
+    assert agent.cfg.timesteps == make_agent().cfg.timesteps == 4000  # the config's own, untouched
+    for run in ("agent", "trainer"):
+        rows = list(csv.DictReader((tmp_path / run / "progress.csv").open()))
+        assert [int(r["timestep"]) for r in rows] == [8, 12], run
+        assert all(float(r["frames_per_s"]) > 0 for r in rows), run
+        assert sorted(p.name for p in (tmp_path / run / "checkpoints").glob("agent_*.pt")) == ["agent_12.pt"], run

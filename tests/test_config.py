@@ -147,7 +147,7 @@ def test_one_precedence_rule_defaults_file_flags():
 
 
 def test_a_skrl_2x_config_maps_as_documented():
-    """skrl 2.x names, mixed_precision and "auto" intervals (mappo_td/skrl_compat.py's table)."""
+    """skrl 2.x names, mixed_precision and "auto" intervals (mappo_td/config/skrl_compat.py's table)."""
     cfg = TrainConfig.from_dict({
         "timesteps": 12_345, "rollouts": 16, "gae_lambda": 0.9, "mixed_precision": False,
         "observation_preprocessor": "RunningStandardScaler", "observation_preprocessor_kwargs": {"clip_threshold": 4.0},

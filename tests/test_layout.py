@@ -1,4 +1,4 @@
-"""The layout holds: data flows one way, no import cycle, files stay small, tests and benchmarks use public names."""
+"""The layout holds: data flows one way, no import cycle, files and functions stay small, tests and benchmarks use public names."""
 
 import ast
 import subprocess
@@ -8,10 +8,9 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 PKG = ROOT / "mappo_td"
 # Lower layers never import higher ones; models and objectives do not import each other.
-LAYERS = {"defaults": 0, "functional": 0, "schema": 0, "skrl_compat": 0, "plot": 0, "presets": 0, "validation": 0, "config": 0,
-          "env_section": 0, "keys": 1, "multiagent": 1, "transforms": 1, "envs": 1, "pettingzoo_arrays": 1, "pettingzoo_pool": 1,
-          "batched_pettingzoo": 1, "pettingzoo_tasks": 1, "fast": 1, "models": 2, "objectives": 2, "train": 3, "trainer": 4, "agent": 4,
-          "cli_parser": 4, "cli": 5}
+LAYERS = {"defaults": 0, "functional": 0, "_moved": 0, "atomic": 0, "config": 0, "plot": 0, "keys": 1, "multiagent": 1, "transforms": 1,
+          "envs": 1, "pettingzoo_arrays": 1, "pettingzoo_pool": 1, "batched_pettingzoo": 1, "pettingzoo_tasks": 1, "fast": 1, "models": 2,
+          "objectives": 2, "train": 3, "trainer": 4, "agent": 4, "cli_parser": 4, "cli": 5}
 # The core (the math, its TensorDict modules, the models and the layer-1 modules they use) stands without these.
 NOT_CORE = ("mappo_td.config", "mappo_td.schema", "mappo_td.validation", "mappo_td.presets", "mappo_td.skrl_compat", "mappo_td.env_section",
             "mappo_td.train", "mappo_td.agent", "mappo_td.envs", "mappo_td.pettingzoo", "mappo_td.batched_pettingzoo", "mappo_td.trainer",
@@ -71,9 +70,29 @@ def test_no_import_cycle_and_one_way_flow():
             visit(m, [])
 
 
+def test_every_module_has_a_layer():
+    names = {p.stem if p.is_file() else p.name for p in PKG.iterdir() if (p.suffix == ".py" or (p / "__init__.py").exists())}
+    assert names - {"__init__"} == set(LAYERS), "give each mappo_td module or package a layer in LAYERS (and drop the gone ones)"
+
+
 def test_no_file_grows_past_300_lines():
     long = {str(p.relative_to(ROOT)): n for p in PKG.rglob("*.py") if (n := len(p.read_text().splitlines())) > 300}
     assert not long, f"split these by concern: {long}"
+
+
+def test_no_function_grows_past_60_lines():
+    """Every function and method of mappo_td/, its docstring included, fits on a screen."""
+    long = [f"{p.relative_to(ROOT)}:{n.lineno} {n.name} ({n.end_lineno - n.lineno + 1} lines)"
+            for p in sorted(PKG.rglob("*.py")) for n in ast.walk(ast.parse(p.read_text()))
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.end_lineno - n.lineno + 1 > MAX_FUNCTION_LINES]
+    assert not long, f"split these into named steps: {long}"
+
+
+def test_every_exported_name_resolves():
+    import mappo_td
+
+    missing = [name for name in mappo_td.__all__ if getattr(mappo_td, name, None) is None]
+    assert not missing and set(mappo_td.__all__) <= set(dir(mappo_td)), f"mappo_td.__all__ names no module holds: {missing}"
 
 
 def test_tests_and_benchmarks_use_public_names_only():

@@ -5,8 +5,8 @@ A thin layer over the trainer's units: the learner is built by
 :func:`~mappo_td.train.learner.build_learner` on an :class:`~mappo_td.agent.external.ExternalEnv`
 (the spaces as TorchRL specs), :meth:`MAPPO.act` runs the trainer's acting policy,
 :meth:`MAPPO.record_transition` stores steps in the trainer's TensorDict layout and
-:meth:`MAPPO.post_interaction` runs :func:`mappo_td.train.loop.update` every ``rollouts`` steps,
-then logs and checkpoints like the trainer.
+:meth:`MAPPO.post_interaction` runs the trainer's iteration (:func:`mappo_td.train.iteration.learn`: the update,
+log rows and checkpoints at the same intervals) every ``rollouts`` steps.
 
 =====================  ==================================  ============================================
 argument               per agent name                      shape
@@ -22,23 +22,25 @@ argument               per agent name                      shape
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from tensordict import TensorDict, TensorDictBase
+from tensordict import TensorDictBase
 from torchrl.data import Unbounded
 
-from mappo_td.agent.external import ExternalEnv
+from mappo_td.agent.external import ExternalEnv, empty_step
 from mappo_td.agent.memory import check_memories, read_rollout, write_step
-from mappo_td.agent.models import MissingValue, check_model_sizes, check_models, group_models, instances
+from mappo_td.agent.models import MissingCritic, check_model_sizes, check_models, group_models, instances
 from mappo_td.agent.spaces import InputCheck, Space, check_agent_names, check_possible_agents, group_agents, group_specs
 from mappo_td.config import TrainConfig, merge_config
 from mappo_td.train.checkpoint import load_checkpoint, load_learner_state, save_learner
+from mappo_td.train.checkpoint_files import checkpoint_path
+from mappo_td.train.iteration import Session, learn
 from mappo_td.train.learner import build_learner
 from mappo_td.train.logging import RunLogger, new_run_dir
-from mappo_td.train.loop import log_row, shape_rewards, update
 from mappo_td.train.run_folder import claim_run_dir
 
 MAPPO_DEFAULT_CONFIG: dict[str, Any] = TrainConfig().to_dict()["mappo"]  # skrl's MAPPO_DEFAULT_CONFIG keys, with its defaults
@@ -50,8 +52,9 @@ class MAPPO:
     Args:
         possible_agents: every agent's name.
         models: ``None`` (mappo_td's builders, from the config's ``model`` section), or by agent name
-            ``{"policy": module, "value": module}`` (skrl's layout; the contract is in :mod:`mappo_td.agent.models`,
-            sizes from :func:`~mappo_td.agent.model_sizes`). A policy alone can act; training needs the value too.
+            ``{"policy": module, "critic": module}`` (skrl's layout, whose ``"value"`` is read as ``"critic"``, with a
+            deprecation warning; the contract is in :mod:`mappo_td.agent.models`, sizes from
+            :func:`~mappo_td.agent.model_sizes`). A policy alone can act; training needs the critic too.
         memories: ``None`` (one internal buffer of ``rollouts`` steps), or one memory per agent name as in skrl
             (:class:`~mappo_td.agent.Memory`, or skrl's ``RandomMemory``, of at least ``rollouts`` steps; see
             :mod:`mappo_td.agent.memory` for what is stored under which name).
@@ -103,7 +106,7 @@ class MAPPO:
         obs_spec, act_spec = group_specs(self.group_map, observation_spaces, action_spaces, int(num_envs))
         nets = group_models(user, self.group_map) if user else None
         self.learner = build_learner(self.cfg, ExternalEnv(self.group_map, obs_spec, act_spec), models=nets)
-        self._no_value = [v for g in (nets or {}).values() if isinstance(v := g["value"], MissingValue)]
+        self._no_critic = [v for g in (nets or {}).values() if isinstance(v := g["critic"], MissingCritic)]
         self.device, self.num_envs = self.learner.device, int(num_envs)
         self.memories = check_memories(memories, self.possible_agents, self.num_envs, self.cfg.mappo.rollouts) if memories else None
         self._steps: list[TensorDictBase] = []  # the internal buffer (memories=None)
@@ -113,10 +116,12 @@ class MAPPO:
         self._returns = {g: torch.zeros(self.num_envs, len(a), 1, device=self.device) for g, a in self.group_map.items()}
         self._lengths = torch.zeros(self.num_envs, 1, dtype=torch.int64, device=self.device)  # episode statistics, as the trainer's
         self.logger: RunLogger | None = None
+        self.session: Session | None = None  # the trainer's iteration state (clocks, last row), from the first update
+        self._made_at = time.perf_counter()
 
     # --- inputs ------------------------------------------------------------------------------------
     def _observe(self, check: InputCheck, states: Mapping[str, Any], key: str) -> TensorDictBase:
-        td = TensorDict({}, batch_size=[self.num_envs], device=self.device)
+        td = empty_step(self.num_envs, self.device)
         for g, agents in self.group_map.items():
             for path, x in check.observation(states, key, agents, self.learner.env.observation_spec[g, "observation"]).items():
                 td.set((g, "observation", *path), x)
@@ -142,7 +147,7 @@ class MAPPO:
     # --- skrl's methods -----------------------------------------------------------------------------
     def init(self, trainer_cfg: Mapping[str, Any] | None = None) -> None:
         """Create the run folder and its logger (TensorBoard, CSV), as the trainer's. Optional, unlike skrl's: without
-        it, every method works and the run folder is created at the first log or checkpoint."""
+        it, every method works and the run folder is created at the first update."""
         self._run_logger()
 
     def _run_logger(self) -> RunLogger:
@@ -207,8 +212,9 @@ class MAPPO:
         """Nothing to do before a step (skrl's hook)."""
 
     def post_interaction(self, timestep: int, timesteps: int) -> None:
-        """Every ``rollouts`` recorded steps: advantages and the update (the trainer's), then log and checkpoint at intervals."""
-        m, lrn = self.cfg.mappo, self.learner
+        """Every ``rollouts`` recorded steps: the trainer's iteration on them (:func:`~mappo_td.train.iteration.learn`):
+        advantages and the update, then a log row and a checkpoint at the config's intervals and at ``timesteps``."""
+        m = self.cfg.mappo
         if self._recorded < m.rollouts:
             return
         self._recorded = 0
@@ -217,24 +223,19 @@ class MAPPO:
             self._steps = []
         else:
             data = read_rollout(self.memories, self._template, self.group_map, m.rollouts)
-        lrn.cfg.timesteps = max(int(timesteps), 1)
-        shape_rewards(lrn, data)
-        lrn.stats.track(data)
-        lrn.timestep, lrn.iteration = int(timestep) + 1, lrn.iteration + 1
-        if lrn.timestep - 1 >= m.learning_starts:
-            if self._no_value:
-                raise ValueError(self._no_value[0].message())
-            update(lrn, data)
-        x = m.experiment
-        if lrn.timestep // x.write_interval != (lrn.timestep - m.rollouts) // x.write_interval:
-            lrn.stats.raise_if_nonfinite(lrn.timestep)
-            self._run_logger().write(log_row(lrn, fps=float("nan")))
-        if x.checkpoint_interval and lrn.timestep // x.checkpoint_interval != (lrn.timestep - m.rollouts) // x.checkpoint_interval:
-            self.write_checkpoint(lrn.timestep, timesteps)
+        if self._no_critic and int(timestep) >= m.learning_starts:
+            raise ValueError(self._no_critic[0].message())
+        learn(self.learner, data, self._session(), timestep=int(timestep) + 1, timesteps=max(int(timesteps), 1))
+
+    def _session(self) -> Session:
+        if self.session is None:  # the envs are the user's: none restarts at a checkpoint; the clocks run from construction
+            self.session = Session(self._run_logger(), restart_at_checkpoints=False, wall_before=self.learner.wall_s,
+                                   started=self._made_at, logged_at=self._made_at)
+        return self.session
 
     def write_checkpoint(self, timestep: int, timesteps: int) -> Path:
         """Write ``<run>/checkpoints/agent_<timestep>.pt`` (the trainer's checkpoint format), atomically."""
-        return save_learner(self.learner, self._run_logger().run_dir / "checkpoints" / f"agent_{timestep}.pt")
+        return save_learner(self.learner, checkpoint_path(self._run_logger().run_dir, timestep))
 
     def load(self, path: str | Path) -> None:
         """Restore models, optimizers, preprocessors and counters from a checkpoint of this agent or of the trainer."""

@@ -1,4 +1,5 @@
-"""Your own networks for the agent API, given as skrl gives them: ``models={agent: {"policy": net, "value": net}}``.
+"""Your own networks for the agent API, as skrl takes them: ``models={agent: {"policy": net, "critic": net}}`` (skrl
+calls the critic ``"value"``: that name is read too, with a ``DeprecationWarning``).
 
 The contract (the same networks :func:`~mappo_td.make_policy` and :func:`~mappo_td.make_critic` take as
 ``network=``):
@@ -11,7 +12,7 @@ policy     the agent's flat observation ``[..., n_in]``     the distribution's p
            after ``state_preprocessor``)                   the env gives an action mask); Box of d dims: d means (the
                                                            log-std is a learned parameter; 2d outputs with
                                                            ``model.state_dependent_std``)
-value      the centralized input ``[..., n_in]``: every     ``[..., 1]``, the value of that state for the agent's team
+critic     the centralized input ``[..., n_in]``: every     ``[..., 1]``, the value of that state for the agent's team
            agent's flat observation, concatenated by
            group name (own observation with
            ``model.centralized_critic=false``)
@@ -26,6 +27,7 @@ modules you hold are the agent's.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -35,18 +37,27 @@ from torch import nn
 from mappo_td.agent.spaces import Space, check_agent_names, group_agents, group_specs
 from mappo_td.models.critic import critic_input_size
 from mappo_td.models.policy import policy_io_sizes
+from mappo_td.train.build import ROLES, networks_by_role
 
-ROLES = ("policy", "value")
+
+class RoleSizes(dict):
+    """``{"policy": ..., "critic": ...}``; ``["value"]`` (skrl's name for the critic) still reads the critic, with a warning."""
+
+    def __missing__(self, key: str) -> Any:
+        if key == "value" and "critic" in self:
+            warnings.warn("model_sizes(...)[agent]['value'] is deprecated; read ['critic'].", DeprecationWarning, stacklevel=2)
+            return self["critic"]
+        raise KeyError(key)
 
 
-class MissingValue(nn.Module):
-    """Stands in for the value network of agents given a policy only: acting works, training says what is missing.
+class MissingCritic(nn.Module):
+    """Stands in for the critic of agents given a policy only: acting works, training says what is missing.
 
     Example:
-        >>> MissingValue(["agent_0"])(torch.zeros(2, 4))
+        >>> MissingCritic(["agent_0"])(torch.zeros(2, 4))
         Traceback (most recent call last):
         ...
-        ValueError: no 'value' model for agent(s) ['agent_0']: MAPPO's update needs one; give models[name]['value'] (acting needs only 'policy').
+        ValueError: no 'critic' model for agent(s) ['agent_0']: MAPPO's update needs one; give models[name]['critic'] (acting needs only 'policy').
     """
 
     def __init__(self, agents: Sequence[str]) -> None:
@@ -55,7 +66,7 @@ class MissingValue(nn.Module):
 
     def message(self) -> str:
         """What is missing and how to give it."""
-        return (f"no 'value' model for agent(s) {self.agents}: MAPPO's update needs one; give models[name]['value'] "
+        return (f"no 'critic' model for agent(s) {self.agents}: MAPPO's update needs one; give models[name]['critic'] "
                 "(acting needs only 'policy').")
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
@@ -63,36 +74,34 @@ class MissingValue(nn.Module):
 
 
 def check_models(models: Mapping[str, Any], possible_agents: Sequence[str]) -> dict[str, dict[str, nn.Module | None]]:
-    """``models`` checked: an entry for every agent, each a dict of roles (``"policy"``, optionally ``"value"``) that are
-    ``torch.nn.Module``; returns ``{agent: {"policy": module, "value": module or None}}``.
+    """``models`` checked: an entry for every agent, each a dict of roles (``"policy"``, optionally ``"critic"``) that are
+    ``torch.nn.Module``; returns ``{agent: {"policy": module, "critic": module or None}}``.
 
     Example:
         >>> net = nn.Linear(4, 3)
-        >>> check_models({"a_0": {"policy": net}}, ["a_0"])["a_0"]["value"] is None
+        >>> check_models({"a_0": {"policy": net}}, ["a_0"])["a_0"]["critic"] is None
         True
-        >>> check_models({"a_0": {"policy": net, "critic": net}}, ["a_0"])
+        >>> check_models({"a_0": {"policy": net, "actor": net}}, ["a_0"])
         Traceback (most recent call last):
         ...
-        ValueError: models['a_0']: unknown role(s) ['critic']; roles: ['policy', 'value'].
+        ValueError: models['a_0']: unknown role(s) ['actor']; roles: ['policy', 'critic'].
     """
     if not isinstance(models, Mapping):
-        raise TypeError(f"models must be a dict by agent name of {{'policy': module, 'value': module}}, got {type(models).__name__}.")
+        raise TypeError(f"models must be a dict by agent name of {{'policy': module, 'critic': module}}, got {type(models).__name__}.")
     check_agent_names(models, possible_agents, "models",
                       " its models (the same instance for agents that share one), or leave models=None for mappo_td's own")
     out = {}
     for a in possible_agents:
         roles = models[a]
         if not isinstance(roles, Mapping):
-            raise TypeError(f"models[{a!r}] must be a dict of roles {{'policy': module, 'value': module}}, got {type(roles).__name__}.")
-        bad = [k for k in roles if k not in ROLES]
-        if bad:
-            raise ValueError(f"models[{a!r}]: unknown role(s) {bad}; roles: {list(ROLES)}.")
+            raise TypeError(f"models[{a!r}] must be a dict of roles {{'policy': module, 'critic': module}}, got {type(roles).__name__}.")
+        roles = networks_by_role(roles, f"models[{a!r}]")
         if roles.get("policy") is None:
             raise ValueError(f"models[{a!r}] has no 'policy': every agent needs a policy network to act.")
         for role in ROLES:
             if roles.get(role) is not None and not isinstance(roles[role], nn.Module):
                 raise TypeError(f"models[{a!r}][{role!r}] must be a torch.nn.Module, got {type(roles[role]).__name__}.")
-        out[a] = {"policy": roles["policy"], "value": roles.get("value")}
+        out[a] = {"policy": roles["policy"], "critic": roles.get("critic")}
     return out
 
 
@@ -101,39 +110,39 @@ def instances(models: Mapping[str, Mapping[str, nn.Module | None]]) -> dict[str,
 
     Example:
         >>> net = nn.Linear(2, 2)
-        >>> ids = instances({"a_0": {"policy": net, "value": None}, "a_1": {"policy": net, "value": None}})
+        >>> ids = instances({"a_0": {"policy": net, "critic": None}, "a_1": {"policy": net, "critic": None}})
         >>> ids["a_0"] == ids["a_1"]
         True
     """
-    return {a: (id(r["policy"]), id(r.get("value"))) for a, r in models.items()}
+    return {a: (id(r["policy"]), id(r.get("critic"))) for a, r in models.items()}
 
 
 def group_models(models: Mapping[str, Mapping[str, nn.Module | None]], group_map: Mapping[str, Sequence[str]]) -> dict[str, dict[str, nn.Module]]:
-    """By group: its agents' (shared) networks, a :class:`MissingValue` where no value network was given.
+    """By group: its agents' (shared) networks, a :class:`MissingCritic` where no critic was given.
 
     Example:
         >>> net = nn.Linear(2, 2)
-        >>> g = group_models({"a_0": {"policy": net, "value": None}}, {"a": ["a_0"]})
-        >>> g["a"]["policy"] is net, type(g["a"]["value"]).__name__
-        (True, 'MissingValue')
+        >>> g = group_models({"a_0": {"policy": net, "critic": None}}, {"a": ["a_0"]})
+        >>> g["a"]["policy"] is net, type(g["a"]["critic"]).__name__
+        (True, 'MissingCritic')
     """
     out = {}
     for g, agents in group_map.items():
         roles = models[agents[0]]
-        out[g] = {"policy": roles["policy"], "value": roles["value"] if roles["value"] is not None else MissingValue(agents)}
+        out[g] = {"policy": roles["policy"], "critic": roles["critic"] if roles["critic"] is not None else MissingCritic(agents)}
     return out
 
 
 def model_sizes(observation_spaces: Mapping[str, Space], action_spaces: Mapping[str, Space], *, centralized: bool = True,
                 state_dependent_std: bool = False) -> dict[str, dict[str, tuple[int, int]]]:
-    """``{agent: {"policy": (n_in, n_out), "value": (n_in, 1)}}``: the sizes your networks take and give.
+    """``{agent: {"policy": (n_in, n_out), "critic": (n_in, 1)}}``: the sizes your networks take and give.
 
     Example:
         >>> import gymnasium as gym
         >>> obs = {"speaker_0": gym.spaces.Box(-1, 1, (3,)), "listener_0": gym.spaces.Box(-1, 1, (11,))}
         >>> act = {"speaker_0": gym.spaces.Discrete(3), "listener_0": gym.spaces.Discrete(5)}
         >>> model_sizes(obs, act)
-        {'speaker_0': {'policy': (3, 3), 'value': (14, 1)}, 'listener_0': {'policy': (11, 5), 'value': (14, 1)}}
+        {'speaker_0': {'policy': (3, 3), 'critic': (14, 1)}, 'listener_0': {'policy': (11, 5), 'critic': (14, 1)}}
     """
     agents = list(observation_spaces)
     gmap = group_agents(agents, [observation_spaces, action_spaces])
@@ -141,8 +150,8 @@ def model_sizes(observation_spaces: Mapping[str, Space], action_spaces: Mapping[
     out = {}
     for g, names in gmap.items():
         policy = policy_io_sizes(obs, act, g, state_dependent_std=state_dependent_std)
-        value = (critic_input_size(obs, g, centralized=centralized), 1)
-        out.update({a: {"policy": policy, "value": value} for a in names})
+        critic = (critic_input_size(obs, g, centralized=centralized), 1)
+        out.update({a: RoleSizes(policy=policy, critic=critic) for a in names})
     return {a: out[a] for a in agents}
 
 
@@ -168,7 +177,7 @@ def check_model_sizes(models: Mapping[str, Mapping[str, nn.Module | None]], obse
 
     Example:
         >>> import gymnasium as gym
-        >>> models = {"a_0": {"policy": nn.Linear(3, 5), "value": None}}
+        >>> models = {"a_0": {"policy": nn.Linear(3, 5), "critic": None}}
         >>> check_model_sizes(models, {"a_0": gym.spaces.Box(-1, 1, (3,))}, {"a_0": gym.spaces.Discrete(3)})
         Traceback (most recent call last):
         ...
@@ -182,7 +191,7 @@ def check_model_sizes(models: Mapping[str, Mapping[str, nn.Module | None]], obse
                 continue
             seen.add(id(net))
             n_in, n_out = sizes[a][role]
-            what = f"action space {action_spaces[a]}" if role == "policy" else "a value"
+            what = f"action space {action_spaces[a]}" if role == "policy" else "a value (the critic)"
             try:
                 out = _probe(net, n_in)
             except Exception as err:  # noqa: BLE001 - any failure on the expected input is the user's network

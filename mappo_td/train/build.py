@@ -18,7 +18,7 @@ from tensordict.nn import TensorDictModuleBase
 from torch import nn
 from torchrl.data import Composite
 
-from mappo_td.config import BOUNDS, TrainConfig, per_agent_fields
+from mappo_td.config import BOUNDS, TrainConfig, field_key, per_agent_fields
 from mappo_td.models.bodies import activation_class
 from mappo_td.models.critic import critic_input_size, make_critic
 from mappo_td.models.inputs import n_features
@@ -27,8 +27,7 @@ from mappo_td.models.policy import make_policy, make_shared_actor_critic
 from mappo_td.multiagent import all_names, per_agent_tensor, select_group
 from mappo_td.objectives.gae import MAPPOGAE
 from mappo_td.objectives.loss import MAPPOLoss
-from mappo_td.objectives.value_norm import PopArt, RunningStandardizer, ValueNorm
-from mappo_td.schema import field_key
+from mappo_td.objectives.value_norm import PopArt, RunningStandardScaler, ValueNorm
 from mappo_td.train.optim import GroupOptimizer, KLAdaptiveLR
 
 
@@ -46,7 +45,7 @@ class Group:
     scheduler: Any
     kl_threshold: torch.Tensor | None  # None: no KL early stop
     share_params: bool  # False: each agent has its own parameters and steps as if it had its own optimizer
-    preprocessors: dict[str, RunningStandardizer | ValueNorm]
+    preprocessors: dict[str, RunningStandardScaler | ValueNorm]
     data_parallel: bool = False  # one of several torchrun processes: KL and gradients are averaged over all of them
 
 
@@ -98,21 +97,49 @@ def make_scheduler(cfg: TrainConfig, optimizer: GroupOptimizer) -> Any:
                          f"{inspect.signature(target)}.") from None
 
 
-def _preprocessor(cfg: TrainConfig, name: str, size: int, device: torch.device) -> RunningStandardizer | ValueNorm | None:
+def _preprocessor(cfg: TrainConfig, name: str, size: int, device: torch.device) -> RunningStandardScaler | ValueNorm | None:
     kind = getattr(cfg.mappo, name)
     if kind is None:
         return None
-    cls = {"ValueNorm": ValueNorm, "PopArt": PopArt}.get(getattr(kind, "__name__", kind), RunningStandardizer)
+    cls = {"ValueNorm": ValueNorm, "PopArt": PopArt}.get(getattr(kind, "__name__", kind), RunningStandardScaler)
     try:
         return cls(size, **getattr(cfg.mappo, f"{name}_kwargs")).to(device)
     except TypeError as err:
         raise ValueError(f"{name}_kwargs {getattr(cfg.mappo, f'{name}_kwargs')} do not fit {cls.__name__} ({err}).") from None
 
 
+ROLES = ("policy", "critic")  # the networks of a group or agent; "value" is skrl's (deprecated) name for the critic
+
+
+def networks_by_role(roles: Mapping[str, Any], where: str = "models") -> dict[str, Any]:
+    """``roles`` with skrl's name ``"value"`` (deprecated here, with a warning) read as ``"critic"``, the one name
+    mappo_td uses for the value network (checkpoints, ``make_critic``, ``Group.critic``); unknown roles are refused.
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     sorted(networks_by_role({"policy": 1, "value": 2}))
+        ['critic', 'policy']
+        >>> str(caught[0].message)
+        "models: the role 'value' (skrl's name) is deprecated; call it 'critic'."
+    """
+    out = dict(roles)
+    if "value" in out:
+        if "critic" in out:
+            raise ValueError(f"{where}: give the critic once, as 'critic' ('value' is its earlier name), not both.")
+        warnings.warn(f"{where}: the role 'value' (skrl's name) is deprecated; call it 'critic'.", DeprecationWarning, stacklevel=3)
+        out["critic"] = out.pop("value")
+    bad = [k for k in out if k not in ROLES]
+    if bad:
+        raise ValueError(f"{where}: unknown role(s) {bad}; roles: {list(ROLES)}.")
+    return out
+
+
 def build_group(cfg: TrainConfig, observation_spec: Composite, action_spec: Composite, name: str, agents: list[str],
                 names: list[str], device: torch.device, models: Mapping[str, nn.Module] | None = None) -> Group:
     """One :class:`Group` from the env's specs (``names``: every agent and group name of the run; ``models``: the
-    group's own ``{"policy": network, "value": network}`` in place of the MLPs, see :func:`~mappo_td.make_policy`'s
+    group's own ``{"policy": network, "critic": network}`` in place of the MLPs, see :func:`~mappo_td.make_policy`'s
     and :func:`~mappo_td.make_critic`'s ``network``)."""
     m, mc = cfg.mappo, cfg.model
     share = mc.share_params or len(agents) == 1 or models is not None
@@ -126,18 +153,18 @@ def build_group(cfg: TrainConfig, observation_spec: Composite, action_spec: Comp
                 action_mask="auto" if mc.action_masks else None)
     if models is not None and mc.shared_model:
         raise ValueError("model.shared_model builds one trunk for policy and value; with your own models, give a policy and "
-                         "a value network per agent and leave shared_model off.")
+                         "a critic network per agent and leave shared_model off.")
     if mc.shared_model:
         op = make_shared_actor_critic(observation_spec, action_spec, name, input_preprocessor=pre["state_preprocessor"], **common, **head)
         policy, critic = op.get_policy_operator(), op.get_value_operator()
     else:
-        nets = models or {}
+        nets = networks_by_role(models or {}, f"models[{name!r}]")
         policy = make_policy(observation_spec, action_spec, name, state_dependent_std=mc.state_dependent_std,
                              input_preprocessor=pre["state_preprocessor"], network=nets.get("policy"), **common, **head, **body)
         n_critic = critic_input_size(observation_spec, name, centralized=mc.centralized_critic)
         pre["shared_state_preprocessor"] = _preprocessor(cfg, "shared_state_preprocessor", n_critic, device)
         critic = make_critic(observation_spec, name, centralized=mc.centralized_critic, input_preprocessor=pre["shared_state_preprocessor"],
-                             network=nets.get("value"), **common, **body)
+                             network=nets.get("critic"), **common, **body)
     if mc.init == "orthogonal" and models is None:  # the reference's: the action layer at gain 0.01, the value layer at 1
         orthogonal_init(policy, activation_class(mc.activation), 0.01)
         orthogonal_init(critic, activation_class(mc.activation), 1.0)
@@ -149,7 +176,7 @@ def build_group(cfg: TrainConfig, observation_spec: Composite, action_spec: Comp
 
     loss = MAPPOLoss(policy, critic, group=name, agents=agents, clip_predicted_values=m.clip_predicted_values, share_params=share,
                      value_loss=m.value_loss, huber_delta=m.huber_delta, value_clip_form=m.value_clip_form,
-                     policy_active_masks=m.policy_active_masks, value_active_masks=m.value_active_masks,
+                     policy_alive_mask=m.policy_active_masks, value_alive_mask=m.value_active_masks,
                      **{k: values[k] for k in ("ratio_clip", "value_clip", "entropy_loss_scale", "value_loss_scale")}).to(device)
     gae = MAPPOGAE(name, gamma=values["discount_factor"], lmbda=values["lambda"], agents=agents,
                    time_limit_bootstrap=m.time_limit_bootstrap).to(device)

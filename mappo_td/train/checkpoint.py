@@ -9,14 +9,14 @@ goes to its own file beside the main one, which lists them. :func:`learner_state
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from mappo_td.atomic import atomic_write
 from mappo_td.envs import reseed, set_simulator_rng_state, simulator_rng_state
+from mappo_td.train.checkpoint_files import checkpoint_path, checkpoints_in, prune_checkpoints
 from mappo_td.train.distributed import gather_objects, rank_seed
 
 if TYPE_CHECKING:
@@ -44,43 +44,8 @@ def first_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {lines[0][:300]}" if lines and lines[0] else type(err).__name__
 
 
-def checkpoints_in(folder: str | Path) -> list[Path]:
-    """The ``agent_<timestep>.pt`` files of ``folder``, oldest first.
-
-    Example:
-        >>> import tempfile
-        >>> d = Path(tempfile.mkdtemp()); _ = [(d / f"agent_{t}.pt").touch() for t in (100, 20, 3)]
-        >>> [p.name for p in checkpoints_in(d)]
-        ['agent_3.pt', 'agent_20.pt', 'agent_100.pt']
-    """
-    found = [p for p in Path(folder).glob("agent_*.pt") if p.stem.split("_")[-1].isdigit()]
-    return sorted(found, key=checkpoint_timestep)
-
-
-def checkpoint_timestep(path: Path) -> int:
-    """The timestep in a checkpoint's file name."""
-    return int(path.stem.split("_")[-1])
-
-
-def prune_checkpoints(folder: str | Path, keep: int, *, after: int | None = None) -> list[Path]:
-    """Delete all but the newest ``keep`` checkpoints (``keep`` 0: none), or those after timestep ``after``; returns what went.
-
-    Example:
-        >>> import tempfile
-        >>> d = Path(tempfile.mkdtemp()); _ = [(d / f"agent_{t}.pt").touch() for t in (1, 2, 3)]
-        >>> [p.name for p in prune_checkpoints(d, 2)], [p.name for p in checkpoints_in(d)]
-        (['agent_1.pt'], ['agent_2.pt', 'agent_3.pt'])
-    """
-    found = checkpoints_in(folder)
-    gone = [p for p in found if checkpoint_timestep(p) > after] if after is not None else (found[:-keep] if keep else [])
-    for p in gone:
-        for part in [p, *p.parent.glob(f"{p.stem}.*.pt")]:  # store_separately's per-model files too
-            part.unlink(missing_ok=True)
-    return gone
-
-
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``.
+    """``torch.save`` ``obj`` to ``path`` atomically (:func:`mappo_td.atomic.atomic_write`).
 
     Example:
         >>> import tempfile
@@ -88,21 +53,7 @@ def atomic_save(obj: Any, path: str | Path) -> None:
         >>> torch.load(f"{d}/a.pt", weights_only=True)["x"]
         tensor([1., 1.])
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # like every other output (mkstemp makes 0600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def _load(path: Path) -> Any:
@@ -293,3 +244,20 @@ def save_learner(learner: Learner, path: str | Path, extra: dict[str, Any] | Non
     if learner.rank == 0:  # torchrun: every rank gathers its generators into the state, rank 0 alone writes
         save_checkpoint(state, path, store_separately=learner.cfg.mappo.experiment.store_separately)
     return Path(path)
+
+
+def save_run_checkpoint(learner: Learner, run_dir: str | Path) -> Path:
+    """Write ``learner``'s checkpoint of its timestep into the run folder ``run_dir`` (:func:`checkpoint_path`), then keep
+    only the newest ``experiment.keep_checkpoints`` there (rank 0; 0 keeps all); returns the file.
+
+    Example:
+        >>> import tempfile
+        >>> from mappo_td import TrainConfig
+        >>> from mappo_td.train import build_learner
+        >>> save_run_checkpoint(build_learner(TrainConfig.from_dict({"device": "cpu", "env": {"num_envs": 2}})), tempfile.mkdtemp()).name
+        'agent_0.pt'
+    """
+    path = save_learner(learner, checkpoint_path(run_dir, learner.timestep))
+    if learner.rank == 0:
+        prune_checkpoints(path.parent, learner.cfg.mappo.experiment.keep_checkpoints)
+    return path

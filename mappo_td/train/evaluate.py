@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -10,6 +9,7 @@ from tensordict import TensorDictBase
 from tensordict.nn import InteractionType, TensorDictSequential, set_interaction_type
 from torchrl.envs import EnvBase
 
+from mappo_td.atomic import atomic_write
 from mappo_td.envs import make_env
 from mappo_td.models.recurrent import with_recurrent_state
 from mappo_td.train.checkpoint import CheckpointError, load_checkpoint, save_learner
@@ -98,13 +98,7 @@ def write_animation(frames: list, path: str | Path) -> None:
     except ImportError:
         raise RenderError("rendering to a GIF needs Pillow: pip install pillow") from None
     images = [Image.fromarray(f) for f in frames]
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=50, loop=0)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda f: images[0].save(f, format="GIF", save_all=True, append_images=images[1:], duration=50, loop=0))
 
 
 class PeriodicEval:

@@ -11,15 +11,14 @@ import dataclasses
 import functools
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
-from tensordict import TensorDictBase
 from torch import nn
 from torchrl.collectors import Collector
 from torchrl.envs import EnvBase
 
-from mappo_td.config import EnvConfig, TrainConfig
+from mappo_td.config import EnvConfig, TrainConfig, check_checkpoint_interval
 from mappo_td.envs import group_map as env_group_map
 from mappo_td.envs import make_env, pettingzoo_time_limit, resolve_device, with_episode_stats
 from mappo_td.fast import accelerate
@@ -32,7 +31,6 @@ from mappo_td.train.distributed import all_reduce_sum, broadcast_state, init_dis
 from mappo_td.train.render import check_render
 from mappo_td.train.stats import TrainingStats, finite_keys
 from mappo_td.train.step import masked_update_step, update_step
-from mappo_td.validation import check_checkpoint_interval
 
 
 @dataclass
@@ -58,7 +56,6 @@ class Learner:
     iteration: int = 0
     updates: int = 0  # gradient steps
     wall_s: float = 0.0  # wall-clock seconds of training so far (resumed runs continue the count)
-    last_batch: TensorDictBase | None = field(default=None, repr=False)  # the last update's flat batch
     frames_at: tuple[int, int] = (0, 0)  # (timestep, frames) where the frame count was set (a resume); see frames
 
     @property
@@ -104,7 +101,7 @@ def check_run(cfg: TrainConfig, device: torch.device, rank: int = 0) -> None:
         ...
         ValueError: checkpoint_interval=40 puts checkpoints as little as 32 steps apart (...), less than an episode (100 steps): ...
     """
-    warning = check_checkpoint_interval(cfg, episode_length(cfg.env))
+    warning = check_checkpoint_interval(cfg.mappo, cfg.timesteps, episode_length(cfg.env))
     if warning and rank == 0:
         warnings.warn(warning, stacklevel=3)
     x = cfg.mappo.experiment
@@ -127,7 +124,7 @@ def sized_to(cfg: TrainConfig, env: EnvBase) -> TrainConfig:
 def build_learner(cfg: TrainConfig, env: EnvBase | None = None, models: Mapping[str, Mapping[str, nn.Module]] | None = None) -> Learner:
     """Check (:func:`check_run`), seed, then build everything a run needs from ``cfg`` (``env``: use this TorchRL multi-agent
     env instead of ``cfg.env``, its batch size as ``env.num_envs``;
-    ``models``: by group, ``{"policy": network, "value": network}`` in place of the MLPs, see :func:`~mappo_td.train.build.build_group`).
+    ``models``: by group, ``{"policy": network, "critic": network}`` in place of the MLPs, see :func:`~mappo_td.train.build.build_group`).
 
     Under ``torchrun`` (several processes) this joins the process group, seeds each rank's
     environments and sampling apart (:func:`~mappo_td.train.distributed.rank_seed`), gives

@@ -10,12 +10,12 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mappo_td.config import TrainConfig
-from mappo_td.train.checkpoint import CheckpointError, checkpoint_timestep, checkpoints_in, prune_checkpoints
+from mappo_td.config import TrainConfig, default_experiment_name
+from mappo_td.train.checkpoint import CheckpointError
+from mappo_td.train.checkpoint_files import checkpoint_timestep, checkpoints_in, prune_checkpoints
 from mappo_td.train.progress_csv import append_csv_row, copy_csv_rows
 from mappo_td.train.run_folder import RunLock, claim_run_dir, lock_run_dir
 
@@ -28,7 +28,7 @@ def new_run_dir(cfg: TrainConfig) -> Path:
         PosixPath('out/x')
     """
     x = cfg.mappo.experiment
-    return Path(x.directory or "runs") / (x.experiment_name or datetime.now().strftime("%y-%m-%d_%H-%M-%S-%f_MAPPO"))
+    return Path(x.directory or "runs") / (x.experiment_name or default_experiment_name())
 
 
 class RunLogger:

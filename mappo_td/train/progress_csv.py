@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import warnings
 from pathlib import Path
 from typing import Any
+
+from mappo_td.atomic import atomic_write
 
 
 def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -46,9 +47,7 @@ def write_csv(path: Path, header: list[str], rows: list[dict[str, Any]]) -> None
     w = csv.DictWriter(out, fieldnames=header, restval="")
     w.writeheader()
     w.writerows(rows)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(out.getvalue())
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: f.write(out.getvalue().encode()))
 
 
 def _csv_header(path: Path) -> list[str]:

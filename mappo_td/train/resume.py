@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from mappo_td.config import SECTIONS, TrainConfig
+from mappo_td.config import SECTION_KEYS, TrainConfig
 from mappo_td.train.optim import KLAdaptiveLR, base_learning_rate, rebase_learning_rate
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 def _flat(d: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in d.items():
-        out.update(_flat(v) if k in SECTIONS and isinstance(v, dict) else {k: v})
+        out.update(_flat(v) if k in SECTION_KEYS and isinstance(v, dict) else {k: v})
     return out
 
 

@@ -12,7 +12,7 @@ import os
 import socket
 from pathlib import Path
 
-from mappo_td.train.checkpoint import checkpoints_in
+from mappo_td.train.checkpoint_files import checkpoints_in
 
 LOCK_FILE = ".lock"  # in a run folder: locked (fcntl.flock) by the process training the run, for as long as it does
 

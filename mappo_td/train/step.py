@@ -14,6 +14,7 @@ import torch
 from tensordict import TensorDictBase
 from torchrl.modules import set_recurrent_mode
 
+from mappo_td.functional import kl_early_stop
 from mappo_td.train.build import Group
 from mappo_td.train.distributed import all_reduce_mean, average_gradients
 from mappo_td.train.optim import KLAdaptiveLR
@@ -90,7 +91,7 @@ def update_step(group: Group, batch: TensorDictBase, keep_updating: torch.Tensor
     if group.data_parallel and (keep_updating is not None or isinstance(group.scheduler, KLAdaptiveLR)):
         kl = all_reduce_mean(kl)  # the global minibatch's KL: every rank decides alike
     if keep_updating is not None:
-        keep_updating &= ~(kl > group.kl_threshold)  # stop the rest of this epoch (skrl)
+        keep_updating &= kl_early_stop(kl, group.kl_threshold, keep_updating)  # stop the rest of this epoch (skrl); a threshold of 0 is off
         total = total * keep_updating
     total = total if group.share_params else total.sum()
     group.optimizer.zero_grad()

@@ -61,8 +61,8 @@ def test_a_policy_whose_output_does_not_fit_the_action_space_is_refused_at_const
         make_agent(tmp_path, gym.spaces.Discrete(3), models={a: {"policy": torch.nn.Linear(5, 5)} for a in NAMES})
     with pytest.raises(ValueError, match=r"models\['agent_0'\]\['policy'\] fails on an input \(2, 1, 5\) .*expected n_in=5"):
         make_agent(tmp_path, gym.spaces.Discrete(3), models={a: {"policy": torch.nn.Linear(6, 3)} for a in NAMES})
-    with pytest.raises(ValueError, match=r"models\['agent_0'\]\['value'\] returns shape \(2, 1, 2\) .*expected \(2, 1, 1\)"):
-        make_agent(tmp_path, models={a: {"policy": torch.nn.Linear(5, 4), "value": torch.nn.Linear(15, 2)} for a in NAMES})
+    with pytest.raises(ValueError, match=r"models\['agent_0'\]\['critic'\] returns shape \(2, 1, 2\) .*expected \(2, 1, 1\)"):
+        make_agent(tmp_path, models={a: {"policy": torch.nn.Linear(5, 4), "critic": torch.nn.Linear(15, 2)} for a in NAMES})
     assert list(tmp_path.iterdir()) == []  # no run folder
     net = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Dropout(0.5))
     make_agent(tmp_path, models={a: {"policy": net} for a in NAMES})

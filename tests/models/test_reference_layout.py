@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from mappo_td import TrainConfig
-from mappo_td.presets import preset
+from mappo_td.config import preset
 from mappo_td.train import build_learner
 
 SPREAD = {"device": "cpu", "rollouts": 25, "data_chunk_length": 5,

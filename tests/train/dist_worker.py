@@ -53,8 +53,8 @@ def result(lrn) -> dict:
 def main(mode: str, cfg_json: str, batch_file: str, out_file: str) -> None:
     from mappo_td import MAPPOTrainer, TrainConfig
     from mappo_td.multiagent import standardize_per_agent
-    from mappo_td.objectives import RunningStandardizer
-    from mappo_td.train import build_learner, update
+    from mappo_td.objectives import RunningStandardScaler
+    from mappo_td.train import build_learner, flat_batch, update
     from mappo_td.train.distributed import DistributedError, all_reduce_sum, world
 
     cfg = TrainConfig.from_dict(json.loads(cfg_json))
@@ -79,14 +79,14 @@ def main(mode: str, cfg_json: str, batch_file: str, out_file: str) -> None:
     update(lrn, data)  # global advantage standardization and statistics; epochs x minibatches of the trainer
     out = result(lrn)
     out["advantage"] = torch.cat([data.get((g, "advantage")).reshape(-1) for g in lrn.group_map])
-    seen = minibatch_steps(lrn, lrn.last_batch, k=4, epochs=2)  # this rank's quarter of each global minibatch, in order
+    seen = minibatch_steps(lrn, flat_batch(lrn, data), k=4, epochs=2)  # this rank's quarter of each global minibatch, in order
     out.update({f"after_steps/{k}": v for k, v in {**result(lrn), **seen}.items()})
     # the reductions on their own: a masked standardization and a running standardizer over both ranks' halves
     gen = torch.Generator().manual_seed(5)
     x, keep = torch.randn(10, 3, 1, generator=gen) * 4 + 1, torch.rand(10, 3, 1, generator=gen) > 0.3
     part = slice(rank * 10 // n, (rank + 1) * 10 // n)
     out["standardized"] = standardize_per_agent(x[part], keep[part], reduce=all_reduce_sum)
-    s = RunningStandardizer(3)
+    s = RunningStandardScaler(3)
     s.reduce = all_reduce_sum
     s.update(x[part].squeeze(-1))
     out["running"] = torch.cat([s.running_mean, s.running_variance, s.current_count.reshape(1)])

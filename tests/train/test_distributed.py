@@ -15,8 +15,8 @@ import torch
 
 from mappo_td import TrainConfig
 from mappo_td.multiagent import standardize_per_agent
-from mappo_td.objectives import RunningStandardizer
-from mappo_td.train import build_learner, collect, update
+from mappo_td.objectives import RunningStandardScaler
+from mappo_td.train import build_learner, collect, flat_batch, update
 from mappo_td.train.checkpoint import load_checkpoint
 from tests.train.dist_worker import minibatch_steps, result
 
@@ -79,7 +79,8 @@ def test_two_processes_with_half_the_batch_each_equal_one_with_all_of_it(share_p
     update(ref, data)
     expect = result(ref)
     expect["advantage"] = data.get(("agents", "advantage"))
-    flat, half = ref.last_batch, ref.last_batch.shape[0] // 2  # env-major: rank r holds the r-th half
+    flat = flat_batch(ref, data)
+    half = flat.shape[0] // 2  # env-major: rank r holds the r-th half
     m = half // 4  # the single process's minibatch i is both ranks' minibatch i together
     ordered = torch.cat([torch.cat([flat[:half][i * m:(i + 1) * m], flat[half:][i * m:(i + 1) * m]]) for i in range(4)])
     seen = minibatch_steps(ref, ordered, k=4, epochs=2)
@@ -106,7 +107,7 @@ def test_global_standardization_equals_the_single_process_one():
     x, keep = torch.randn(10, 3, 1, generator=gen) * 4 + 1, torch.rand(10, 3, 1, generator=gen) > 0.3
     whole = standardize_per_agent(x, keep)
     torch.testing.assert_close(torch.cat([r["standardized"] for r in ranks]), whole, atol=1e-6, rtol=0)
-    s = RunningStandardizer(3)
+    s = RunningStandardScaler(3)
     s.update(x.squeeze(-1))
     for r in ranks:
         torch.testing.assert_close(r["running"], torch.cat([s.running_mean, s.running_variance, s.current_count.reshape(1)]))

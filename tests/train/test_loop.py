@@ -52,11 +52,18 @@ def test_rewards_shaper_gets_the_right_arguments_and_its_output_is_stored():
         return reward * 0 + timestep
 
     t = MAPPOTrainer(small_config(timesteps=32, rewards_shaper=shaper))
+    step, seen = t.learner.step_fns["agents"], []
+
+    def recording_step(batch, *mask):  # what each gradient step of the update is given
+        seen.append(batch["next", "agents", "reward"].clone())
+        return step(batch, *mask)
+
+    t.learner.step_fns["agents"] = recording_step
     t.train()
     assert [c[1] for c in calls] == list(range(32)) and {c[2] for c in calls} == {32}
     assert calls[0][0].shape == (8, 3, 1)  # one step of every env and agent
-    stored = t.learner.last_batch["next", "agents", "reward"]  # the last rollout (steps 16..31), as used by the update
-    assert set(stored.unique().tolist()) == set(range(16, 32))
+    first, last = torch.cat(seen[:4]), torch.cat(seen[-4:])  # the first and last update's minibatches (2 epochs x 2)
+    assert set(first.unique().tolist()) == set(range(16)) and set(last.unique().tolist()) == set(range(16, 32))
 
 
 def test_kl_early_stop_cuts_the_rest_of_the_epoch():
@@ -79,6 +86,24 @@ def test_kl_early_stop_cuts_the_rest_of_the_epoch():
     for snap in snapshots[1:]:
         for a, b in zip(snapshots[0], snap):
             torch.testing.assert_close(a, b)
+
+
+def test_a_kl_threshold_of_zero_is_off_for_its_agent():
+    """Per agent, 0 means no early stop (skrl's ``kl_threshold: 0``): that agent updates every minibatch while the others stop."""
+    t = MAPPOTrainer(small_config(timesteps=16, learning_epochs=2, mini_batches=2, model={"share_params": False},
+                                  kl_threshold={"agent_0": 0.0, "agent_1": 1e-9, "agent_2": 1e-9}))
+    g = t.groups[0]
+    seen = []
+    step = g.optimizer.step
+
+    def record(keep_updating=None):
+        seen.append(keep_updating.clone())
+        step(keep_updating)
+
+    g.optimizer.step = record
+    t.train()
+    assert all(bool(k[0]) for k in seen), "agent_0 (threshold 0) never stops"
+    assert not bool(seen[-1][1:].any()), "the others stop once their KL exceeds 1e-9"
 
 
 def test_separate_parameters_get_their_own_optimizer():

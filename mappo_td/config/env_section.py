@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from mappo_td.config.schema import deprecated_key
+
 PETTINGZOO_NUM_ENVS = 8  # env.num_envs when backend is pettingzoo and none is given (VMAS: the field's default)
 
 
 def pettingzoo_env_defaults(env: Mapping[str, Any]) -> dict[str, Any]:
-    """The env section with the earlier name ``workers`` read as ``num_workers``, and PettingZoo's default
+    """The env section with the earlier name ``workers`` (deprecated) read as ``num_workers``, and PettingZoo's default
     ``num_envs``: a handful (8), or ``num_workers`` when more worker processes than that are asked for.
 
     Example:
@@ -18,6 +20,7 @@ def pettingzoo_env_defaults(env: Mapping[str, Any]) -> dict[str, Any]:
     """
     env = dict(env)
     if "workers" in env:
+        deprecated_key("env.workers", "env.num_workers")
         if "num_workers" in env:
             raise ValueError("env: give num_workers only ('workers' is its earlier name), not both.")
         env["num_workers"] = env.pop("workers")

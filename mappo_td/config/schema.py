@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import json
 import types
+import warnings
 from collections.abc import Mapping
 from dataclasses import field
 from typing import Any, Union, get_args, get_origin
@@ -46,6 +47,20 @@ def did_you_mean(unknown: list[str], valid: list[str] | set[str]) -> str:
     if len(unknown) == 1:
         return f" (did you mean {next(iter(close.values()))!r}?)"
     return f" (did you mean {', '.join(f'{m!r} for {k!r}' for k, m in close.items())}?)"
+
+
+def deprecated_key(old: str, new: str) -> None:
+    """Warn (``DeprecationWarning``) that the config key ``old`` is an earlier name, still read, of ``new``.
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     deprecated_key("workers", "env.num_workers")
+        >>> str(caught[0].message)
+        "config key 'workers' is deprecated (still read); use env.num_workers instead."
+    """
+    warnings.warn(f"config key {old!r} is deprecated (still read); use {new} instead.", DeprecationWarning, stacklevel=4)
 
 
 def _number(name: str, value: Any, kind: type) -> float | int:
