@@ -23,7 +23,7 @@ _WHERE = {
     "broadcast_to_agents": "mappo_td.functional", "masked_mean": "mappo_td.functional", "per_agent_tensor": "mappo_td.multiagent",
     "standardize_per_agent": "mappo_td.functional", "mappo_gae": "mappo_td.functional", "mappo_loss": "mappo_td.functional",
     "MAPPOGAE": "mappo_td.objectives", "MAPPOLoss": "mappo_td.objectives", "RunningStandardScaler": "mappo_td.objectives",
-    "RunningStandardScaler": "mappo_td.objectives", "RunningStandardizer": "mappo_td.objectives", "ValueNorm": "mappo_td.objectives", "PopArt": "mappo_td.objectives", "KLAdaptiveLR": "mappo_td.train", "compute_advantages": "mappo_td.train",
+    "RunningStandardizer": "mappo_td.objectives", "ValueNorm": "mappo_td.objectives", "PopArt": "mappo_td.objectives", "KLAdaptiveLR": "mappo_td.train", "compute_advantages": "mappo_td.train",
     "update_step": "mappo_td.train", "MAPPOTrainer": "mappo_td.trainer",
 }
 
