@@ -65,6 +65,7 @@ class BatchedPettingZooEnv(EnvBase):
         self._buf.update(self.full_done_spec.zero())
         self._buf.update(self.full_reward_spec.zero())
         self._act = self.full_action_spec.zero().cpu()
+        self._leaves: dict | None = None  # the output buffers by key (step_buffers)
         if num_workers > 1:
             from mappo_td.pettingzoo_pool import WorkerPool
 
@@ -120,6 +121,27 @@ class BatchedPettingZooEnv(EnvBase):
             self._act.get((g, "action")).copy_(tensordict.get((g, "action")))
         self._tasks.step()
         return self._out()
+
+    def step_buffers(self, actions: dict[str, torch.Tensor]) -> dict:
+        """Step every env with ``actions`` (by group) and return the env's own output buffers by key (every observation,
+        done and reward leaf, ``[num_envs, ...]``, on the CPU): no TensorDict, no copy, overwritten by the next step or reset.
+
+        The lean rollout (:class:`~mappo_td.train.rollout.TensorRollout`) reads these; ``step()`` gives the same values.
+
+        Example:
+            >>> from mpe2 import simple_spread_v3
+            >>> env = BatchedPettingZooEnv(lambda: simple_spread_v3.parallel_env(continuous_actions=False), 2)
+            >>> _ = env.reset()
+            >>> out = env.step_buffers({"agent": torch.zeros(2, 3, dtype=torch.long)})
+            >>> out["agent", "reward"].shape, out["done"].shape
+            (torch.Size([2, 3, 1]), torch.Size([2, 1]))
+        """
+        for g in self.group_map:
+            self._act.get((g, "action")).copy_(actions[g])
+        self._tasks.step()
+        if self._leaves is None:
+            self._leaves = dict(self._buf.items(include_nested=True, leaves_only=True))
+        return self._leaves
 
     def _out(self, reset: bool = False) -> TensorDictBase:
         out = self._buf.exclude(*self.reward_keys) if reset else self._buf  # a reset gives no reward, as TorchRL's wrapper

@@ -42,13 +42,13 @@ class ActingPolicy(TensorDictModuleBase):
         self.random_timesteps = random_timesteps
         self.step = 0
         self._act = [accelerate(p, fast, out_keys=p.out_keys) for p in self.policies]
-        self._masks = [policy_mask_key(p) for p in self.policies]  # a masked distribution's legal-action key
+        self.mask_keys = [policy_mask_key(p) for p in self.policies]  # a masked distribution's legal-action key (None: unmasked)
         self.in_keys = sorted({k for p in [*self.policies, *self.critics] for k in p.in_keys}, key=str)
         self.out_keys = sorted({k for p in [*self.policies, *self.critics] for k in p.out_keys}, key=str)
 
     def forward(self, td: TensorDictBase) -> TensorDictBase:
         random = self.step < self.random_timesteps
-        for name, policy, act, mask_key in zip(self.names, self.policies, self._act, self._masks):
+        for name, policy, act, mask_key in zip(self.names, self.policies, self._act, self.mask_keys):
             if random:
                 mask = None if mask_key is None else td.get(mask_key)
                 action = random_actions(self.action_specs[name], mask).to(td.device)  # the spec carries the env batch dims

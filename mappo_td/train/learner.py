@@ -29,6 +29,7 @@ from mappo_td.train.build import Group, build_groups
 from mappo_td.train.data import update_keys
 from mappo_td.train.distributed import all_reduce_sum, broadcast_state, init_distributed, rank_seed, world
 from mappo_td.train.render import check_render
+from mappo_td.train.rollout import TensorRollout
 from mappo_td.train.stats import TrainingStats, finite_keys
 from mappo_td.train.step import masked_update_step, update_step
 
@@ -43,7 +44,7 @@ class Learner:
     group_map: dict[str, list[str]]
     groups: list[Group]
     acting: ActingPolicy
-    collector: Collector
+    collector: Collector | TensorRollout  # TorchRL's, or the lean rollout where it applies (batched PettingZoo tasks)
     stats: TrainingStats
     step_fns: dict[str, Callable]  # per group: update_step (masked_update_step with a KL stop), wrapped by the fast path
     keep_updating: dict[str, torch.Tensor]  # per group with a KL threshold: the early-stop mask, reset in place each epoch
@@ -154,8 +155,9 @@ def build_learner(cfg: TrainConfig, env: EnvBase | None = None, models: Mapping[
     acting = ActingPolicy({g.name: g.policy for g in groups}, {g.name: env.full_action_spec[g.name, "action"] for g in groups},
                           cfg.mappo.random_timesteps, fast=cfg.fast,
                           critics={g.name: g.critic for g in groups if recurrent_states(g.critic)})
-    collector = Collector(env, acting, frames_per_batch=cfg.frames_per_iteration, total_frames=-1, device=device,
-                          auto_register_policy_transforms=False, trust_policy=True)
+    collector = TensorRollout.of(env, acting, cfg.mappo.rollouts, cfg.fast)[0]  # the lean rollout: batched PettingZoo tasks
+    collector = collector or Collector(env, acting, frames_per_batch=cfg.frames_per_iteration, total_frames=-1, device=device,
+                                       auto_register_policy_transforms=False, trust_policy=True)
     checked = finite_keys(env, gmap)
     reward_keys = [k for k in checked if k[-1] == "reward"]
     alive_keys = [g.loss.tensor_keys.alive for g in groups if g.loss.tensor_keys.alive in env.observation_spec.keys(True)]
