@@ -19,7 +19,8 @@ not identical (mpe2: integration order, landmark range; VMAS: actuation, observa
 Also a table of each task's random-policy return on that scale (the floor each curve rises from: mpe2's wider
 landmark box starts lower), and a collection-only table: a plain loop over 8 mpe2 envs with random actions, mappo_td's
 ``BatchedPettingZooEnv`` (in this process, and a pool of 2 worker processes) and TorchRL's
-``SerialEnv(PettingZooWrapper)``, interleaved in one process.
+``SerialEnv(PettingZooWrapper)``, interleaved in one process; then the trainer's collection with the preset's policy:
+TorchRL's ``Collector`` against mappo_td's lean ``TensorRollout`` (why the lean rollout exists).
 
     python benchmarks/mpe.py --steps 300000 --seeds 1 2 --out benchmarks/mpe_300k.json --plot docs/mpe_spread.png
     python benchmarks/mpe.py --collect-only
@@ -159,6 +160,37 @@ def collection(steps: int, repeats: int) -> dict[str, list[float]]:
     return out
 
 
+def acting_collection(rollouts: int, repeats: int) -> dict[str, list[float]]:
+    """env-steps/s of the trainer's collection with the ``mappo-paper`` policy (GRU actor and critic, eager) over 8
+    batched mpe2 envs: TorchRL's ``Collector`` against mappo_td's lean :class:`~mappo_td.train.rollout.TensorRollout`
+    (the same tensors; a test checks it), interleaved, ``rollouts`` 25-step rollouts per measurement."""
+    from torchrl.collectors import Collector
+
+    from mappo_td import TrainConfig
+    from mappo_td.config import merge_config
+    from mappo_td.presets import preset
+    from mappo_td.train import build_learner
+
+    cfg = TrainConfig.from_dict(merge_config(preset("mappo-paper"), {
+        "device": "cpu", "seed": 1, "mappo": {"rollouts": EPISODE, "data_chunk_length": 5}, "model": {"activation": "tanh"},
+        "env": {"backend": "pettingzoo", "scenario": "simple_spread_v3", "continuous_actions": False, "num_envs": N_ENVS,
+                "max_steps": EPISODE}}))
+    lean, ref = build_learner(cfg), build_learner(cfg)
+    collectors = {"TorchRL Collector": Collector(ref.env, ref.acting, frames_per_batch=cfg.frames_per_iteration, total_frames=-1,
+                                                 auto_register_policy_transforms=False, trust_policy=True),
+                  "mappo_td TensorRollout": lean.collector}
+    out: dict[str, list[float]] = {k: [] for k in collectors}
+    for c in collectors.values():
+        c.rollout()  # warm-up
+    for _ in range(repeats):
+        for k, c in collectors.items():
+            t = time.perf_counter()
+            for _ in range(rollouts):
+                c.rollout()
+            out[k].append(N_ENVS * EPISODE * rollouts / (time.perf_counter() - t))
+    return out
+
+
 OFFICIAL_RANDOM = """
 import sys, types, numpy as np
 sys.path.insert(0, sys.argv[1])
@@ -253,6 +285,11 @@ def main() -> None:
     base = median(col["plain mpe2 loop"])
     print("\n| collection, random actions, 8 envs | env-steps/s (median) | of the plain loop |\n|---|---|---|")
     for k, v in col.items():
+        print(f"| {k} | {median(v):,.0f} | {median(v) / base:.2f} |")
+    acting = acting_collection(max(a.collect_steps // EPISODE, 1), a.repeats)
+    report["acting_collection"] = acting
+    print("\n| collection with the preset's GRU policy, 8 batched envs | env-steps/s (median) | of the plain loop |\n|---|---|---|")
+    for k, v in acting.items():
         print(f"| {k} | {median(v):,.0f} | {median(v) / base:.2f} |")
     base_returns = random_baselines(a.random_episodes)
     report["random_policy"] = base_returns
