@@ -167,8 +167,7 @@ def acting_collection(rollouts: int, repeats: int) -> dict[str, list[float]]:
     from torchrl.collectors import Collector
 
     from mappo_td import TrainConfig
-    from mappo_td.config import merge_config
-    from mappo_td.presets import preset
+    from mappo_td.config import merge_config, preset
     from mappo_td.train import build_learner
 
     cfg = TrainConfig.from_dict(merge_config(preset("mappo-paper"), {

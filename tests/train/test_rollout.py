@@ -8,8 +8,7 @@ pytest.importorskip("mpe2")
 from torchrl.collectors import Collector  # noqa: E402
 
 from mappo_td import TrainConfig  # noqa: E402
-from mappo_td.config import merge_config  # noqa: E402
-from mappo_td.presets import preset  # noqa: E402
+from mappo_td.config import merge_config, preset  # noqa: E402
 from mappo_td.train import build_learner, collect  # noqa: E402
 from mappo_td.train.rollout import TensorRollout  # noqa: E402
 
