@@ -4,9 +4,9 @@ Rows, at equal env steps (an env step advances one env; 8 envs, so 200 env steps
 
 - ``onpolicy rmappo`` / ``onpolicy mappo``: the official code (marlbenchmark/on-policy, through the peer driver
   ``onpolicy/onpolicy_mappo.py`` in its own venv) with its spread script's settings: lr 7e-4, 10 epochs,
-  1 minibatch, Tanh, 8 rollout processes, discrete actions.
+  1 minibatch, Tanh, 8 rollout processes, discrete actions, 1 training thread (its ``n_training_threads``).
 - ``mappo_td preset``: ``--preset mappo-paper`` set to the same (lr 7e-4, 10 epochs, 1 minibatch, Tanh,
-  25-step rollouts of 8 envs, chunks of ``--chunk``) on mpe2 ``simple_spread_v3``; ``mappo_td preset compile``:
+  25-step rollouts of 8 envs, chunks of ``--chunk``, 1 torch thread as the official's) on mpe2 ``simple_spread_v3``; ``mappo_td preset compile``:
   the same with ``--fast compile`` (torch.compile of acting and update; the same arithmetic).
 - ``mappo_td skrl``: mappo_td with skrl's defaults (MAPPO_DEFAULT_CONFIG) on mpe2 ``simple_spread_v3``.
 - ``mappo_td vmas``: the compiled preset's settings on VMAS ``simple_spread`` (the batched simulator route).
@@ -46,6 +46,9 @@ PAPER = ["--preset", "mappo-paper", "--learning-rate", "7e-4", "--learning-epoch
          "--activation", "tanh", "--rollouts", "25"]
 ROWS = ("onpolicy rmappo", "onpolicy mappo", "mappo_td preset compile", "mappo_td preset", "mappo_td skrl", "mappo_td vmas")
 FRACTIONS = (0.25, 0.5, 0.75)
+# torch's intra-op threads of each mappo_td run, as the official script's n_training_threads=1: with 2 threads on 2
+# cores, anything else running stalls every op on its second thread (seen here: 40-120 frames/s in bursts).
+TRAINING_THREADS = 1
 
 
 def mappo_td_flags(row: str, chunk: int) -> list[str]:
@@ -72,7 +75,7 @@ def run_mappo_td(row: str, steps: int, seed: int, chunk: int) -> dict:
            "--seed", str(seed), "--write-interval", str(1000 // N_ENVS), "--checkpoint-interval", "0", "--no-progress",
            "--directory", folder, "--experiment-name", "run", "--device", "cpu"]
     t0 = time.perf_counter()
-    proc = run(cmd)
+    proc = run(cmd, env={**os.environ, "OMP_NUM_THREADS": str(TRAINING_THREADS)})
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         return {"error": f"rc {proc.returncode}: {proc.stderr[-1500:]}", "cmd": cmd}
