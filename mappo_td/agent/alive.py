@@ -6,6 +6,10 @@ API reads that as the trainer's :class:`~mappo_td.batched_pettingzoo.BatchedPett
 - an agent left out of ``states`` is dead in every env of the call; an agent whose ``terminated`` or ``truncated``
   was true in env ``i`` is dead there until that env's episode ends (every agent of it done), whatever it is given
   meanwhile (so with ``num_envs > 1`` a dead agent's entries may hold anything: they are replaced);
+- an agent alive at a step and left out of ``next_states`` died there (some tasks, e.g. KAZ's ``line_death``, drop a
+  dying agent from every dict of its last step): its ``rewards``, ``terminated``, ``truncated`` entries may be left out
+  too (reward 0, done), as the trainer's env reads them. With ``num_envs > 1`` an agent cannot be left out of one env
+  only: report it done there (``terminated`` or ``truncated`` true) at the step it leaves;
 - a dead agent's observation, next observation and reward are zeros, its ``terminated`` and ``truncated`` true
   (so GAE never bootstraps through it), its alive mask ``(group, "mask")`` false: nothing of it reaches the loss,
   the advantage statistics or another agent's value;

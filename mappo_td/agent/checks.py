@@ -61,6 +61,13 @@ def _allowed(spec: TensorSpec) -> str:
     return "finite values" if spec.dtype.is_floating_point else f"integers ({spec.dtype})"
 
 
+def _shown(x: torch.Tensor, most: int = 8) -> str:
+    """``x``'s values as a list, the first ``most`` (flattened) where there are more."""
+    if x.numel() <= most:
+        return str(x.tolist() if x.ndim else x.item())
+    return "[" + ", ".join(map(str, x.flatten()[:most].tolist())) + f", ... ({x.numel()} values, shape {tuple(x.shape)})]"
+
+
 class _Entry(NamedTuple):
     key: str
     agents: list[str]
@@ -175,7 +182,7 @@ class InputCheck:
             kind, a = divmod(i, len(e.agents))
             envs = e.faults[kind, :, a].nonzero().flatten().tolist()
             fault, fix = e.kinds[kind]
-            got = "" if e.x is None else f" (got {e.x[envs[0], a].tolist() if e.x[envs[0], a].ndim else e.x[envs[0], a].item()})"
+            got = "" if e.x is None else f" (got {_shown(e.x[envs[0], a])})"
             expected = "" if e.allowed is None else f"; expected {e.allowed}"
             raise ValueError(f"{self.call}: {e.key}[{e.agents[a]!r}]{e.sub} {fault} at env(s) {envs[:8]}{got}{expected}: {fix}. "
                              "Nothing was stored.")

@@ -27,8 +27,9 @@ from mappo_td.agent.alive import AliveTracker
 from mappo_td.agent.checks import InputCheck
 from mappo_td.agent.external import ExternalEnv, empty_step
 
-GIVEN_IN_STATES = ("; an agent given in states needs an entry in every input of the step (one left out of states is dead: "
-                   "leave it out of all of them)")
+IN_STATES = "; an agent given in states needs its action (one left out of states is dead: leave it out of every input)"
+IN_NEXT_STATES = ("; an agent given in next_states needs its reward and done flags (one alive at the step and left out of "
+                  "next_states died there: reward 0, terminated and truncated, as a PettingZoo parallel env's dicts say)")
 
 
 class StepInputs:
@@ -148,15 +149,18 @@ class StepInputs:
         step = self.observe(check, states, "states", present)
         nxt = empty_step(self.num_envs, self.device)
         absent = [a for a in self.names if a not in states]
+        gone = [a for a in self.names if a not in states or a not in next_states]  # reward and flags optional: dead or dying
         for g, agents in self.group_map.items():
-            p, kw = present[g], {"absent": absent, "live": present[g], "hint": GIVEN_IN_STATES}
+            p, kw = present[g], {"absent": absent, "live": present[g], "hint": IN_STATES}
+            kw_next = {**kw, "absent": gone, "hint": IN_NEXT_STATES}
             action = check.stack(actions, "actions", agents, env.full_action_spec[g, "action"], **kw)
             step.set((g, "action"), action)
             step.set((g, "action_log_prob"), last.get((g, "action_log_prob")) if log_prob is None else
                      check.stack(log_prob, "log_prob", agents, Unbounded((self.num_envs, len(agents)), device=self.device), **kw))
-            nxt.set((g, "reward"), check.stack(rewards, "rewards", agents, env.full_reward_spec[g, "reward"], **kw))
-            for k, flags in (("terminated", terminated), ("truncated", truncated)):  # a dead agent is done
-                nxt.set((g, k), check.stack(flags, k, agents, env.full_done_spec[g, k], **kw) | ~p.unsqueeze(-1))
+            nxt.set((g, "reward"), check.stack(rewards, "rewards", agents, env.full_reward_spec[g, "reward"], **kw_next))
+            for k, flags in (("terminated", terminated), ("truncated", truncated)):  # a dead agent is done, as one without flags
+                unreported = torch.tensor([[a not in flags] for a in agents], device=self.device)
+                nxt.set((g, k), check.stack(flags, k, agents, env.full_done_spec[g, k], **kw_next) | ~p.unsqueeze(-1) | unreported)
             alive = p
             if g in self.masks:
                 sources = mask_sources(agents, action_masks, None, states if log_prob is not None else None)
