@@ -17,7 +17,11 @@ argument               per agent name                      shape
 ``rewards``            reward                               ``[num_envs, 1]`` or ``[num_envs]``
 ``terminated``,        done flags                           ``[num_envs, 1]`` or ``[num_envs]``
 ``truncated``
+``action_masks=``,     legal actions (:mod:`.action_masks`)  ``[num_envs, n]`` (MultiDiscrete: ``sum(nvec)``)
+``infos=`` (``act``)
 =====================  ==================================  ============================================
+
+An agent left out of the dicts is dead (:mod:`mappo_td.agent.alive`).
 """
 
 from __future__ import annotations
