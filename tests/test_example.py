@@ -1,5 +1,5 @@
-"""The hand-written TorchRL loops of examples/: custom_loop.py and recurrent_loop.py must learn VMAS navigation;
-masked_loop.py must never move illegally in connect_four_v3."""
+"""The hand-written loops of examples/: custom_loop.py and recurrent_loop.py must learn VMAS navigation;
+masked_loop.py (TorchRL) and turn_based_loop.py (the agent API) must never move illegally in connect_four_v3."""
 
 import importlib.util
 from pathlib import Path
@@ -29,6 +29,13 @@ def test_masked_example_never_moves_illegally():
     assert result["illegal"] == 0
     assert result["forbidden"] > 0  # full columns came up: the mask had something to forbid
     assert sum(result["wins"].values()) > 0  # games finished
+
+
+def test_turn_based_example_plays_connect_four_through_the_agent_without_an_illegal_move(tmp_path):
+    pytest.importorskip("pettingzoo.classic.connect_four_v3")
+    result = load_example("turn_based_loop").main(games=6, num_envs=2, seed=0, directory=str(tmp_path))
+    assert result["games"] >= 6 and result["illegal"] == 0
+    assert result["forbidden"] > 0 and sum(result["wins"].values()) > 0  # the masks forbade moves; games were won
 
 
 def test_skrl_style_example_prints_the_run_folder_it_wrote(tmp_path, capsys):
