@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from tensordict import TensorDictBase
 from torchrl.data import Unbounded
+from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from mappo_td.agent.external import ExternalEnv, empty_step
 from mappo_td.agent.memory import check_memories, read_rollout, write_step
@@ -165,7 +166,7 @@ class MAPPO:
         td = self._observe(check, states, "states")
         check.verify()
         self.learner.acting.step = int(timestep)
-        with torch.no_grad():
+        with torch.no_grad(), set_exploration_type(ExplorationType.RANDOM):  # sampled, as the trainer's collector acts
             td = self.learner.acting(td)
         self._last = td
         actions, log_prob = {}, {}
