@@ -35,6 +35,7 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 from mappo_td.agent.external import ExternalEnv, empty_step
 from mappo_td.agent.memory import check_memories, read_rollout, write_step
 from mappo_td.agent.models import MissingCritic, check_model_sizes, check_models, group_models, instances
+from mappo_td.agent.recurrent import HiddenStates
 from mappo_td.agent.spaces import InputCheck, Space, check_agent_names, check_possible_agents, group_agents, group_specs
 from mappo_td.config import TrainConfig, merge_config
 from mappo_td.train.checkpoint import load_checkpoint, load_learner_state, save_learner
@@ -98,8 +99,10 @@ class MAPPO:
         d = dict(cfg or {})
         self.cfg = TrainConfig.from_dict(merge_config(d, {"env": {"num_envs": int(num_envs)}, "progress": False,
                                                           "device": str(device or "cpu")}))
-        if self.cfg.model.body != "mlp":
-            raise ValueError("model.body='gru' is not supported by the agent API yet; use the trainer (mappo-td train) for GRUs.")
+        if user and self.cfg.model.body != "mlp":
+            raise ValueError(f"models= with model.body={self.cfg.model.body!r}: the agent takes feed-forward networks of your own "
+                             "(model.body='mlp'), not recurrent ones yet; for a recurrent agent leave models=None and use mappo_td's "
+                             "GRU (model.body='gru', model.rnn_hidden_size, model.rnn_layers, data_chunk_length).")
         if user:
             check_model_sizes(user, observation_spaces, action_spaces, centralized=self.cfg.model.centralized_critic,
                               state_dependent_std=self.cfg.model.state_dependent_std)
@@ -109,6 +112,7 @@ class MAPPO:
         self.learner = build_learner(self.cfg, ExternalEnv(self.group_map, obs_spec, act_spec), models=nets)
         self._no_critic = [v for g in (nets or {}).values() if isinstance(v := g["critic"], MissingCritic)]
         self.device, self.num_envs = self.learner.device, int(num_envs)
+        self.hidden_states = HiddenStates([m for g in self.learner.groups for m in (g.policy, g.critic)], self.num_envs, self.device)
         self.memories = check_memories(memories, self.possible_agents, self.num_envs, self.cfg.mappo.rollouts) if memories else None
         self._steps: list[TensorDictBase] = []  # the internal buffer (memories=None)
         self._template: TensorDictBase | None = None  # with memories: one recorded step, the layout read_rollout rebuilds
@@ -165,6 +169,7 @@ class MAPPO:
         check = InputCheck("act", self.num_envs, self.device)
         td = self._observe(check, states, "states")
         check.verify()
+        td = self.hidden_states.inputs(td)  # recurrent models: "is_init" and each env's states (mappo_td.agent.recurrent)
         self.learner.acting.step = int(timestep)
         with torch.no_grad(), set_exploration_type(ExplorationType.RANDOM):  # sampled, as the trainer's collector acts
             td = self.learner.acting(td)
@@ -188,6 +193,7 @@ class MAPPO:
         with one host read per call; a wrong one is refused naming the agent, the input, what was expected and given."""
         if self._last is None and log_prob is None:
             raise RuntimeError("record_transition needs the log-probabilities of the actions: call act() first, as skrl's loop does.")
+        self.hidden_states.check(self._last)
         step, nxt = self._transition(states, actions, rewards, next_states, terminated, truncated, log_prob)
         all_done = torch.ones(self.num_envs, 1, dtype=torch.bool, device=self.device)
         for g in self.group_map:
@@ -201,6 +207,7 @@ class MAPPO:
         for g in self.group_map:  # a new episode starts where every agent of the env is done
             self._returns[g] *= ~all_done.unsqueeze(-1)
         self._lengths *= ~all_done
+        self.hidden_states.record(self._last, step, nxt, all_done)  # stored with the step, then advanced (reset where all_done)
         step.set("next", nxt)
         self._recorded += 1
         if self.memories is None:
@@ -241,6 +248,7 @@ class MAPPO:
     def load(self, path: str | Path) -> None:
         """Restore models, optimizers, preprocessors and counters from a checkpoint of this agent or of the trainer."""
         load_learner_state(self.learner, load_checkpoint(path))
+        self.hidden_states.reset()  # as the trainer's resume: every env starts a new episode
 
     def set_running_mode(self, mode: str) -> None:
         """skrl's ``"train"`` / ``"eval"``: the models' training flag."""
