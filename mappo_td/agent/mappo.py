@@ -22,6 +22,7 @@ argument               per agent name                      shape
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -37,7 +38,7 @@ from mappo_td.agent.memory import check_memories, read_rollout, write_step
 from mappo_td.agent.models import MissingCritic, check_model_sizes, check_models, group_models, instances
 from mappo_td.agent.recurrent import HiddenStates
 from mappo_td.agent.spaces import InputCheck, Space, check_agent_names, check_possible_agents, group_agents, group_specs
-from mappo_td.config import TrainConfig, merge_config
+from mappo_td.config import TrainConfig, auto_intervals, merge_config, resolve_auto_intervals
 from mappo_td.train.checkpoint import load_checkpoint, load_learner_state, save_learner
 from mappo_td.train.checkpoint_files import checkpoint_path
 from mappo_td.train.iteration import Session, learn
@@ -97,6 +98,7 @@ class MAPPO:
         if shared_observation_spaces is not None:
             check_agent_names(shared_observation_spaces, self.possible_agents, "shared_observation_spaces")
         d = dict(cfg or {})
+        self._auto = auto_intervals(d)  # skrl's "auto" intervals: made numbers from the config's timesteps, or init(trainer_cfg)'s
         self.cfg = TrainConfig.from_dict(merge_config(d, {"env": {"num_envs": int(num_envs)}, "progress": False,
                                                           "device": str(device or "cpu")}))
         if user and self.cfg.model.body != "mlp":
@@ -152,7 +154,12 @@ class MAPPO:
     # --- skrl's methods -----------------------------------------------------------------------------
     def init(self, trainer_cfg: Mapping[str, Any] | None = None) -> None:
         """Create the run folder and its logger (TensorBoard, CSV), as the trainer's. Optional, unlike skrl's: without
-        it, every method works and the run folder is created at the first update."""
+        it, every method works and the run folder is created at the first update. As skrl's, ``"auto"`` write and
+        checkpoint intervals follow ``trainer_cfg["timesteps"]`` (``timesteps // 100``, ``// 10``; 0: off) when given."""
+        if self._auto and "timesteps" in (trainer_cfg or {}) and self.logger is None:
+            x = self.cfg.mappo.experiment
+            x = dataclasses.replace(x, **resolve_auto_intervals(dict.fromkeys(self._auto, "auto"), int(trainer_cfg["timesteps"])))
+            self.cfg = self.learner.cfg = dataclasses.replace(self.cfg, mappo=dataclasses.replace(self.cfg.mappo, experiment=x))
         self._run_logger()
 
     def _run_logger(self) -> RunLogger:
