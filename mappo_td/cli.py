@@ -151,10 +151,11 @@ def _train_runs(args: argparse.Namespace, d: dict[str, Any], say: Any) -> None:
             say(f"MAPPO on {cfg.env.backend}/{cfg.env.scenario}: {cfg.env.num_envs} envs x {cfg.mappo.rollouts} steps per update{procs}, "
                 f"{cfg.timesteps} timesteps{ends}, seed {cfg.seed}, device {trainer.device}", flush=True)
         summary = trainer.train()
-        runs.append(summary["run_dir"])
+        runs += [summary["run_dir"]] if cfg.mappo.experiment.write_interval else []  # 0: no rows to plot
         say(f"done: {_episode_result(summary, start, cfg)} at timestep {summary['timestep']}; "
             f"logs in {summary['run_dir']}, checkpoint {summary['checkpoint']}")
-    say(f"learning curve{'s' if len(runs) > 1 else ''}: mappo-td plot {' '.join(runs)}")
+    if runs:
+        say(f"learning curve{'s' if len(runs) > 1 else ''}: mappo-td plot {' '.join(runs)}")
 
 
 def _plot(args: argparse.Namespace) -> int:

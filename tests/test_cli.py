@@ -366,5 +366,6 @@ def test_writing_off_leaves_no_log_rows_and_the_summary_reports_the_whole_sessio
     row, = csv.DictReader(open(tmp_path / "one_row" / "progress.csv"))
     reward = float(row["reward/episode_mean"])
     assert f"done: mean episode reward {reward:.4f} (every episode of the session: write_interval=0, no log rows) at timestep 64" in said
+    assert "mappo-td plot" not in said  # nothing to plot
     assert main([*common, "--experiment-name", "bad", "--write-interval", "-1"]) == 2
     assert "write_interval must be an integer >= 0" in capsys.readouterr().err

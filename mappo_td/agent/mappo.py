@@ -18,6 +18,9 @@ argument               per agent name                      shape
 ``terminated``,        done flags                           ``[num_envs, 1]`` or ``[num_envs]``
 ``truncated``
 =====================  ==================================  ============================================
+
+Recurrent models (``model.body="gru"``): the agent keeps each env's hidden states between calls and stores them
+with the transitions (:mod:`mappo_td.agent.recurrent`).
 """
 
 from __future__ import annotations
