@@ -6,7 +6,7 @@ import gymnasium as gym
 import pytest
 import torch
 
-from mappo_td.agent import MAPPO, MAPPO_DEFAULT_CONFIG
+from mappo_td.agent import MAPPO, MAPPO_DEFAULT_CONFIG, Memory
 from mappo_td.train import update
 from mappo_td.trainer import MAPPOTrainer
 from tests.helpers import small_config
@@ -21,17 +21,24 @@ def make_agent(action_space=None, observation_space=None, num_envs=2, cfg=None, 
                  num_envs=num_envs, **kw)
 
 
-def test_agent_and_trainer_end_with_identical_parameters_from_identical_data():
+@pytest.mark.parametrize("body", ["mlp", "gru"])
+def test_agent_and_trainer_end_with_identical_parameters_from_identical_data(body):
+    """The trainer's rollout fed to the agent step by step (act on its observations, then record_transition with its
+    actions and log-probabilities): the same update. With body=gru, episodes of 3 steps end inside the rollout, so the
+    agent's hidden states must reset where the trainer's do, and the chunks of 4 steps start mid-episode."""
     pytest.importorskip("mpe2")
     from mpe2 import simple_spread_v3
 
-    cfg = small_config(rollouts=8, env={"backend": "pettingzoo", "scenario": "simple_spread_v3", "num_envs": 2, "num_workers": 1,
-                                        "max_steps": 25, "continuous_actions": False, "scenario_kwargs": {}})
+    model = {"hidden_sizes": [16], "body": body, "rnn_hidden_size": 8}
+    cfg = small_config(rollouts=8, data_chunk_length=4, model=model,
+                       env={"backend": "pettingzoo", "scenario": "simple_spread_v3", "num_envs": 2, "num_workers": 1,
+                            "max_steps": 3 if body == "gru" else 25, "continuous_actions": False, "scenario_kwargs": {}})
     trainer = MAPPOTrainer(cfg)
     raw = simple_spread_v3.parallel_env(continuous_actions=False)
+    memories = {a: Memory(memory_size=8, num_envs=2) for a in NAMES} if body == "gru" else None
     agent = MAPPO(raw.possible_agents, observation_spaces={a: raw.observation_space(a) for a in raw.possible_agents},
                   action_spaces={a: raw.action_space(a) for a in raw.possible_agents}, device="cpu", num_envs=2,
-                  cfg={**cfg.to_dict()["mappo"], "model": cfg.to_dict()["model"]})
+                  cfg={**cfg.to_dict()["mappo"], "model": cfg.to_dict()["model"]}, memories=memories)
     assert agent.group_map == trainer.group_map == {"agent": NAMES}
     path = trainer.save(tempfile.mkdtemp() + "/agent_0.pt")
     agent.load(path)
@@ -40,6 +47,7 @@ def test_agent_and_trainer_end_with_identical_parameters_from_identical_data():
     for t in range(8):
         step = data[:, t]
         per = lambda key, td=step: {a: td[key][:, i] for i, a in enumerate(NAMES)}  # noqa: E731
+        agent.act(per((g, "observation")), t, 8)  # the hidden states of a GRU come from act
         agent.record_transition(per((g, "observation")), per((g, "action")), per(("next", g, "reward")),
                                 per(("next", g, "observation")), per(("next", g, "terminated")), per(("next", g, "truncated")),
                                 {}, t, 8, log_prob=per((g, "action_log_prob")))
@@ -51,6 +59,13 @@ def test_agent_and_trainer_end_with_identical_parameters_from_identical_data():
     for p, q in zip([*a.policy.parameters(), *a.critic.parameters()], [*b.policy.parameters(), *b.critic.parameters()]):
         torch.testing.assert_close(p, q, atol=1e-6, rtol=0)
     assert agent.learner.updates == trainer.updates > 0
+    if body == "gru":  # the rollout held resets; the agent stored the trainer's own states (zeros at each episode's start)
+        assert bool(data["is_init"][:, 1:].any())
+        torch.testing.assert_close(memories["agent_1"].get_tensor_by_name("env_is_init"), data["is_init"].transpose(0, 1))
+        for key, name in [((g, "rnn_state"), "rnn_state"), ((g, "rnn_state_critic"), "rnn_state_critic"),
+                          (("next", g, "rnn_state_critic"), "next_rnn_state_critic")]:
+            expected = data[key][:, :, 1].reshape(2, 8, -1).transpose(0, 1)  # agent_1's, [memory_size, num_envs, layers * H]
+            torch.testing.assert_close(memories["agent_1"].get_tensor_by_name(name), expected, atol=1e-6, rtol=0)
 
 
 def test_skrl_default_config_verbatim_and_per_agent_dicts():
@@ -126,6 +141,28 @@ def test_a_plain_pettingzoo_loop_learns_simple_spread():
     returns = module.main(timesteps=3200, num_envs=8, n_agents=1, seed=0)  # 1024 episodes: one agent learns to reach its landmark
     first, last = sum(returns[:100]) / 100, sum(returns[-100:]) / 100
     assert last > first + 3.0, f"mean episode reward did not rise clearly: first {first:.2f}, last {last:.2f}"
+
+
+def test_a_plain_pettingzoo_loop_trains_on_simple_spread_and_logs_its_episodes(capsys):
+    """skrl's loop shape with PettingZoo's own parallel API (no TorchRL env): every update runs, and the logged mean
+    episode reward is the loop's own count. (Learning through this loop: the test above, and the cue task in
+    tests/agent/test_recurrent.py.)"""
+    pytest.importorskip("mpe2")
+    import csv
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "examples" / "skrl_style_loop.py"
+    spec = importlib.util.spec_from_file_location("skrl_style_loop", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    returns = module.main(timesteps=250, num_envs=4, seed=0)
+    run = Path(capsys.readouterr().out.splitlines()[-1].split(": ", 1)[1])
+    assert len(returns) == 4 * 10 and all(-200 < r < 0 for r in returns)  # 25-step episodes, MPE's negative rewards
+    row, = csv.DictReader(open(run / "progress.csv"))  # one row, at the end (write_interval 1000)
+    assert int(row["timestep"]) == 250 and int(float(row["episode/count"])) == 40
+    assert float(row["reward/episode_mean"]) == pytest.approx(sum(returns) / 40, abs=1e-4)
+    assert float(row["agent/kl_approx"]) > 0  # 10 updates moved the policy
 
 
 def _mlp(n_in, n_out):

@@ -2,6 +2,7 @@
 masked_loop.py (TorchRL) and turn_based_loop.py (the agent API) must never move illegally in connect_four_v3."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -38,13 +39,16 @@ def test_turn_based_example_plays_connect_four_through_the_agent_without_an_ille
     assert result["forbidden"] > 0 and sum(result["wins"].values()) > 0  # the masks forbade moves; games were won
 
 
-def test_skrl_style_example_prints_the_run_folder_it_wrote(tmp_path, capsys):
+@pytest.mark.parametrize("body", ["mlp", "gru"])
+def test_skrl_style_example_prints_the_run_folder_it_wrote(tmp_path, capsys, body):
     pytest.importorskip("mpe2")
-    load_example("skrl_style_loop").main(timesteps=30, num_envs=2, seed=0, directory=str(tmp_path))
+    returns = load_example("skrl_style_loop").main(timesteps=30, num_envs=2, seed=0, directory=str(tmp_path), body=body)
+    assert len(returns) == 2  # each env's first 25-step episode
     last = capsys.readouterr().out.splitlines()[-1]
     assert last.startswith("run folder (config, progress.csv, TensorBoard): ")
     run = Path(last.split(": ", 1)[1])
     assert run.parent == tmp_path and (run / "config.json").is_file() and list((run / "tensorboard").iterdir())
+    assert json.loads((run / "config.json").read_text())["model"]["body"] == body
 
 
 def test_masked_example_names_the_one_package_connect_four_needs(monkeypatch):

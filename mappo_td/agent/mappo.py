@@ -22,10 +22,13 @@ argument               per agent name                      shape
 =====================  ==================================  ============================================
 
 An agent left out of the dicts is dead (:mod:`mappo_td.agent.alive`).
+Recurrent models (``model.body="gru"``): the agent keeps each env's hidden states between calls and stores them
+with the transitions (:mod:`mappo_td.agent.recurrent`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -39,9 +42,10 @@ from mappo_td.agent.action_masks import mask_widths
 from mappo_td.agent.external import ExternalEnv
 from mappo_td.agent.memory import check_memories, read_rollout, write_step
 from mappo_td.agent.models import MissingCritic, check_model_sizes, check_models, group_models, instances
+from mappo_td.agent.recurrent import HiddenStates
 from mappo_td.agent.spaces import Space, check_agent_names, check_possible_agents, group_agents, group_specs
 from mappo_td.agent.steps import StepInputs
-from mappo_td.config import TrainConfig, merge_config
+from mappo_td.config import TrainConfig, auto_intervals, merge_config, resolve_auto_intervals
 from mappo_td.train.checkpoint import load_checkpoint, load_learner_state, save_learner
 from mappo_td.train.checkpoint_files import checkpoint_path
 from mappo_td.train.iteration import Session, learn
@@ -105,10 +109,13 @@ class MAPPO:
         if shared_observation_spaces is not None:
             check_agent_names(shared_observation_spaces, self.possible_agents, "shared_observation_spaces")
         d = dict(cfg or {})
+        self._auto = auto_intervals(d)  # skrl's "auto" intervals: made numbers from the config's timesteps, or init(trainer_cfg)'s
         self.cfg = TrainConfig.from_dict(merge_config(d, {"env": {"num_envs": int(num_envs)}, "progress": False,
                                                           "device": str(device or "cpu")}))
-        if self.cfg.model.body != "mlp":
-            raise ValueError("model.body='gru' is not supported by the agent API yet; use the trainer (mappo-td train) for GRUs.")
+        if user and self.cfg.model.body != "mlp":
+            raise ValueError(f"models= with model.body={self.cfg.model.body!r}: the agent takes feed-forward networks of your own "
+                             "(model.body='mlp'), not recurrent ones yet; for a recurrent agent leave models=None and use mappo_td's "
+                             "GRU (model.body='gru', model.rnn_hidden_size, model.rnn_layers, data_chunk_length).")
         if user:
             check_model_sizes(user, observation_spaces, action_spaces, centralized=self.cfg.model.centralized_critic,
                               state_dependent_std=self.cfg.model.state_dependent_std)
@@ -120,6 +127,7 @@ class MAPPO:
         self.inputs = StepInputs(self.learner.env, observation_spaces, masks)  # checks, action masks, who is alive
         self._no_critic = [v for g in (nets or {}).values() if isinstance(v := g["critic"], MissingCritic)]
         self.device, self.num_envs = self.learner.device, int(num_envs)
+        self.hidden_states = HiddenStates([m for g in self.learner.groups for m in (g.policy, g.critic)], self.num_envs, self.device)
         self.memories = check_memories(memories, self.possible_agents, self.num_envs, self.cfg.mappo.rollouts) if memories else None
         self._steps: list[TensorDictBase] = []  # the internal buffer (memories=None)
         self._template: TensorDictBase | None = None  # with memories: one recorded step, the layout read_rollout rebuilds
@@ -134,7 +142,12 @@ class MAPPO:
     # --- skrl's methods -----------------------------------------------------------------------------
     def init(self, trainer_cfg: Mapping[str, Any] | None = None) -> None:
         """Create the run folder and its logger (TensorBoard, CSV), as the trainer's. Optional, unlike skrl's: without
-        it, every method works and the run folder is created at the first update."""
+        it, every method works and the run folder is created at the first update. As skrl's, ``"auto"`` write and
+        checkpoint intervals follow ``trainer_cfg["timesteps"]`` (``timesteps // 100``, ``// 10``; 0: off) when given."""
+        if self._auto and "timesteps" in (trainer_cfg or {}) and self.logger is None:
+            x = self.cfg.mappo.experiment
+            x = dataclasses.replace(x, **resolve_auto_intervals(dict.fromkeys(self._auto, "auto"), int(trainer_cfg["timesteps"])))
+            self.cfg = self.learner.cfg = dataclasses.replace(self.cfg, mappo=dataclasses.replace(self.cfg.mappo, experiment=x))
         self._run_logger()
 
     def _run_logger(self) -> RunLogger:
@@ -152,6 +165,7 @@ class MAPPO:
         space's entry) > all (:mod:`mappo_td.agent.action_masks`). Inputs are checked first (names, shapes, finite
         values: one host read), a wrong one is refused naming the agent, the shape expected and the shape given."""
         td = self.inputs.act_step(states, infos, action_masks)
+        td = self.hidden_states.inputs(td)  # recurrent models: "is_init" and each env's states (mappo_td.agent.recurrent)
         self.learner.acting.step = int(timestep)
         with torch.no_grad(), set_exploration_type(ExplorationType.RANDOM):  # sampled, as the trainer's collector acts
             td = self.learner.acting(td)
@@ -179,6 +193,7 @@ class MAPPO:
         by agent name, replaces them); ``infos`` (skrl's, of ``next_states``) are not read."""
         if self._last is None and log_prob is None:
             raise RuntimeError("record_transition needs the log-probabilities of the actions: call act() first, as skrl's loop does.")
+        self.hidden_states.check(self._last)
         step, nxt = self.inputs.transition(states, actions, rewards, next_states, terminated, truncated, log_prob, action_masks, self._last)
         all_done = torch.ones(self.num_envs, 1, dtype=torch.bool, device=self.device)
         for g in self.group_map:
@@ -193,6 +208,7 @@ class MAPPO:
             self._returns[g] *= ~all_done.unsqueeze(-1)
         self._lengths *= ~all_done
         self.inputs.alive.end_step({g: nxt.get((g, "done")) for g in self.group_map}, all_done)
+        self.hidden_states.record(self._last, step, nxt, all_done)  # stored with the step, then advanced (reset where all_done)
         step.set("next", nxt)
         self._recorded += 1
         if self.memories is None:
@@ -233,6 +249,7 @@ class MAPPO:
     def load(self, path: str | Path) -> None:
         """Restore models, optimizers, preprocessors and counters from a checkpoint of this agent or of the trainer."""
         load_learner_state(self.learner, load_checkpoint(path))
+        self.hidden_states.reset()  # as the trainer's resume: every env starts a new episode
 
     def set_running_mode(self, mode: str) -> None:
         """skrl's ``"train"`` / ``"eval"``: the models' training flag."""
