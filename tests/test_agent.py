@@ -185,9 +185,9 @@ def test_user_models_act_with_their_own_logits_and_are_trained_in_place():
     sizes = __import__("mappo_td.agent", fromlist=["model_sizes"]).model_sizes(
         {a: gym.spaces.Box(-1, 1, (5,)) for a in NAMES}, {a: gym.spaces.Discrete(4) for a in NAMES})
     assert sizes["agent_0"] == {"policy": (5, 4), "critic": (15, 1)}
-    shared, own = _mlp(5, 4), _mlp(5, 4)  # agent_0 and agent_2 share one instance; agent_1 has its own
-    critic = _mlp(*sizes["agent_0"]["critic"])
-    models = {"agent_0": {"policy": shared, "critic": critic}, "agent_1": {"policy": own, "critic": critic},
+    shared, own = _mlp(5, 4), _mlp(5, 4)  # agent_0 and agent_2 share their instances; agent_1 has its own
+    critic, own_critic = _mlp(*sizes["agent_0"]["critic"]), _mlp(*sizes["agent_1"]["critic"])
+    models = {"agent_0": {"policy": shared, "critic": critic}, "agent_1": {"policy": own, "critic": own_critic},
               "agent_2": {"policy": shared, "critic": critic}}
     agent = make_agent(models=models, num_envs=6)
     assert agent.group_map == {"agent": ["agent_0", "agent_2"], "agent_1": ["agent_1"]}
@@ -197,10 +197,10 @@ def test_user_models_act_with_their_own_logits_and_are_trained_in_place():
         net = shared if a != "agent_1" else own
         expected = torch.distributions.Categorical(logits=net(states[a])).log_prob(actions[a].squeeze(-1))
         torch.testing.assert_close(log_prob[a].squeeze(-1), expected)
-    before = [p.detach().clone() for m in (shared, own, critic) for p in m.parameters()]
+    before = [p.detach().clone() for m in (shared, own, critic, own_critic) for p in m.parameters()]
     _feed(agent, 4)
     assert agent.learner.updates > 0
-    after = [p.detach() for m in (shared, own, critic) for p in m.parameters()]
+    after = [p.detach() for m in (shared, own, critic, own_critic) for p in m.parameters()]
     assert all(not torch.equal(b, a) for b, a in zip(before, after))  # every user network moved, in place
 
 

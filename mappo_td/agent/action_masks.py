@@ -10,8 +10,9 @@ A masked agent's legal actions at a step (``True`` / 1 = legal; ``[num_envs, n]`
    taken out of the observation (the policy and critic never see it);
 4. every action legal.
 
-An agent whose mask allows no action at a step does not act there (PettingZoo's classic games give the player who
-waits for its turn an all-zero mask): its alive mask is false, so that step reaches no loss.
+An agent whose mask allows no action at a step (MultiDiscrete: no legal value for some sub-action) does not act there
+(PettingZoo's classic games give the player who waits for its turn an all-zero mask): its alive mask is false, so that
+step reaches no loss.
 """
 
 from __future__ import annotations
@@ -142,6 +143,20 @@ def mask_sources(agents: Sequence[str], explicit: Mapping[str, Any] | None, info
                 out.setdefault(source, {})[a] = entry[MASK_KEY]
                 break
     return out
+
+
+def acting(mask: torch.Tensor, nvec: Sequence[int] | None = None) -> torch.Tensor:
+    """``[*B]`` bool: where ``mask`` (``[*B, n]``; MultiDiscrete ``[*B, sum(nvec)]`` with ``nvec``) allows an action: some
+    legal value for every sub-action (an agent without one does not act, as with an all-zero Discrete mask).
+
+    Example:
+        >>> mask = torch.tensor([[True, False, True], [False, False, True], [False, False, False]])
+        >>> acting(mask).tolist(), acting(mask, nvec=[2, 1]).tolist()
+        ([True, True, False], [True, False, False])
+    """
+    if nvec is None:
+        return mask.any(-1)
+    return torch.stack([m.any(-1) for m in mask.split(list(nvec), dim=-1)], dim=-1).all(-1)
 
 
 def illegal(action: torch.Tensor, mask: torch.Tensor, nvec: Sequence[int] | None = None) -> torch.Tensor:

@@ -47,6 +47,12 @@ class AliveTracker:
         self.dead = {g: torch.zeros(num_envs, len(a), dtype=torch.bool, device=device) for g, a in group_map.items()}
         self.starting = torch.ones(num_envs, dtype=torch.bool, device=device)
 
+    def reset(self) -> None:
+        """Every env starts a new episode: every agent alive (after :meth:`~mappo_td.agent.MAPPO.load`)."""
+        for d in self.dead.values():
+            d.zero_()
+        self.starting.fill_(True)
+
     def present(self, per_agent: Mapping[str, Any], group: str, agents: Sequence[str]) -> torch.Tensor:
         """``[num_envs, n_agents]``: the agents of ``group`` given in ``per_agent`` and not dead in that env."""
         given = torch.tensor([a in per_agent for a in agents], dtype=torch.bool, device=self.starting.device)

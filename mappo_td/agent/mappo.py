@@ -211,8 +211,9 @@ class MAPPO:
         self.hidden_states.record(self._last, step, nxt, all_done)  # stored with the step, then advanced (reset where all_done)
         step.set("next", nxt)
         self._recorded += 1
-        if self.memories is None:
+        if self.memories is None:  # the last rollouts steps, as a memory of rollouts steps keeps them (e.g. an evaluation loop)
             self._steps.append(step)
+            del self._steps[:-self.cfg.mappo.rollouts]
             return
         write_step(self.memories, step, self.group_map)
         self._template = self._template if self._template is not None else step
@@ -247,9 +248,16 @@ class MAPPO:
         return save_learner(self.learner, checkpoint_path(self._run_logger().run_dir, timestep))
 
     def load(self, path: str | Path) -> None:
-        """Restore models, optimizers, preprocessors and counters from a checkpoint of this agent or of the trainer."""
+        """Restore models, optimizers, preprocessors and counters from a checkpoint of this agent or of the trainer.
+        As the trainer's resume, every env starts a new episode: hidden states zero, every agent alive, episode
+        statistics from zero, and the steps recorded since the last update dropped (start new episodes in your envs too)."""
         load_learner_state(self.learner, load_checkpoint(path))
-        self.hidden_states.reset()  # as the trainer's resume: every env starts a new episode
+        self.hidden_states.reset()
+        self.inputs.alive.reset()
+        for r in self._returns.values():
+            r.zero_()
+        self._lengths.zero_()
+        self._steps, self._recorded, self._last = [], 0, None
 
     def set_running_mode(self, mode: str) -> None:
         """skrl's ``"train"`` / ``"eval"``: the models' training flag."""

@@ -15,11 +15,13 @@ entry (the trainer's keys)         shape                                      me
 stores them with the step (the states it started from, and under ``"next"`` the states after it, with ``"is_init"``
 False there, as in the trainer's rollouts) and advances them: the states after the step, reset to zeros, with
 ``is_init`` True, for every env whose episode ended (every agent ``terminated | truncated``). They advance only
-there (skrl's order), so every ``act`` of a recurrent agent is followed by the ``record_transition`` of its step.
+there (skrl's order), so every ``act`` of a recurrent agent is followed by the ``record_transition`` of its step, in
+an evaluation loop too (two ``act`` in a row warn, once: the second started from the same states).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -27,6 +29,11 @@ from tensordict import TensorDict, TensorDictBase
 from torch import nn
 
 from mappo_td.models.recurrent import IS_INIT, recurrent_states
+
+ACT_TWICE = ("act() was called again without record_transition(): a recurrent agent's (model.body='gru') hidden states "
+             "advance only in record_transition, so this act started from the same states as the last one. Call "
+             "record_transition after every act, in an evaluation loop too (without post_interaction nothing is trained). "
+             "Said once.")
 
 
 class HiddenStates:
@@ -55,6 +62,7 @@ class HiddenStates:
         self.shapes = recurrent_states(*modules)  # {state key: per-env shape}
         self.num_envs, self.device = int(num_envs), torch.device(device)
         self.acted = False  # act() gave the states of the step record_transition stores next
+        self.warned = False  # ACT_TWICE is said once
         self.reset()
 
     @property
@@ -73,6 +81,9 @@ class HiddenStates:
     def inputs(self, td: TensorDictBase) -> TensorDictBase:
         """``td`` (one step's inputs, ``[num_envs]``) with ``"is_init"`` and the states to act from."""
         if self.shapes:
+            if self.acted and not self.warned:
+                self.warned = True
+                warnings.warn(ACT_TWICE, UserWarning, stacklevel=3)
             td.update(self.state.clone())
             self.acted = True
         return td

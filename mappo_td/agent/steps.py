@@ -22,7 +22,7 @@ import torch
 from tensordict import TensorDictBase
 from torchrl.data import MultiCategorical, Unbounded
 
-from mappo_td.agent.action_masks import MASK_KEY, illegal, mask_sources, mask_spec, split_observation_space, strip_masks
+from mappo_td.agent.action_masks import MASK_KEY, acting, illegal, mask_sources, mask_spec, split_observation_space, strip_masks
 from mappo_td.agent.alive import AliveTracker
 from mappo_td.agent.checks import InputCheck
 from mappo_td.agent.external import ExternalEnv, empty_step
@@ -117,6 +117,11 @@ class StepInputs:
         check = InputCheck("act", self.num_envs, self.device)
         if infos is not None and not isinstance(infos, Mapping):
             raise TypeError(f"act: infos must be a dict by agent name (the env's infos), got {type(infos).__name__}.")
+        bare = [a for a in self.names if (infos or {}).get(a) is not None and not isinstance(infos[a], Mapping)]
+        if bare:
+            a = bare[0]
+            raise TypeError(f"act: infos[{a!r}] is a {type(infos[a]).__name__}, not a dict: infos are the env's, a dict per agent; "
+                            f"give a legal-action mask as infos[{a!r}][{MASK_KEY!r}] (or as action_masks={{{a!r}: mask}}).")
         self._known("act", {"states": states, "action_masks": action_masks})
         self._unmasked("act", action_masks, infos)
         self.alive.check_start("act", states)
@@ -127,7 +132,7 @@ class StepInputs:
             if g in self.masks:
                 mask = self.action_mask(check, g, mask_sources(agents, action_masks, infos, states), present[g])
                 td.set((g, "action_mask"), mask)
-                alive = alive & mask.any(-1)
+                alive = alive & acting(mask, self.nvec[g])
             td.set((g, "mask"), alive)
         check.verify()
         return td
@@ -166,7 +171,7 @@ class StepInputs:
                 sources = mask_sources(agents, action_masks, None, states if log_prob is not None else None)
                 mask = self.action_mask(check, g, sources, p, None if log_prob is not None else last.get((g, "action_mask")))
                 step.set((g, "action_mask"), mask)
-                alive = p & mask.any(-1)
+                alive = p & acting(mask, self.nvec[g])
                 check.refuse_where("actions", agents, alive & illegal(action, mask, self.nvec[g]), "is an action its action mask forbids",
                                    "give legal actions (those act() returned are), or the mask they were chosen under (action_masks=)")
             step.set((g, "mask"), alive)
