@@ -7,7 +7,12 @@ in Python; their observations are stacked into ``[num_envs, ...]`` tensors per a
 ``rollouts`` steps and writes the trainer's logs and checkpoints). At the end it prints the run folder
 (a new temporary folder unless ``directory`` is given).
 
+With ``--body gru`` the policy and the critic are GRUs (``cfg["model"]["body"] = "gru"``): the loop is the same,
+the agent keeps each env's hidden states between ``act`` and ``record_transition`` and restarts them where an
+episode ends; updates train on chunks of ``data_chunk_length`` = 25 steps (here a whole episode).
+
     python examples/skrl_style_loop.py --timesteps 5000
+    python examples/skrl_style_loop.py --timesteps 5000 --body gru
 """
 
 from __future__ import annotations
@@ -21,15 +26,18 @@ import torch
 from mappo_td.agent import MAPPO
 
 
-def main(timesteps: int = 5000, num_envs: int = 8, n_agents: int = 3, seed: int = 0, directory: str | None = None) -> list[float]:
-    """Train; return every finished episode's return (mean over agents), in order, and print the run folder."""
+def main(timesteps: int = 5000, num_envs: int = 8, n_agents: int = 3, seed: int = 0, directory: str | None = None,
+         body: str = "mlp") -> list[float]:
+    """Train (``body``: ``"mlp"`` or ``"gru"``); return every finished episode's return (mean over agents), in order, and
+    print the run folder."""
     from mpe2 import simple_spread_v3
 
     torch.manual_seed(seed)
     envs = [simple_spread_v3.parallel_env(N=n_agents, max_cycles=25, continuous_actions=False) for _ in range(num_envs)]
     names = envs[0].possible_agents
     cfg = {"rollouts": 25, "learning_epochs": 8, "mini_batches": 2, "learning_rate": 1e-3, "entropy_loss_scale": 0.01,
-           "seed": seed, "experiment": {"directory": directory or tempfile.mkdtemp(), "write_interval": 1000, "checkpoint_interval": 0}}
+           "seed": seed, "experiment": {"directory": directory or tempfile.mkdtemp(), "write_interval": 1000, "checkpoint_interval": 0},
+           "model": {"body": body}, "data_chunk_length": 25}  # GRU: chunks of 25 steps (rollouts = one episode here)
     agent = MAPPO(names, observation_spaces={a: envs[0].observation_space(a) for a in names},
                   action_spaces={a: envs[0].action_space(a) for a in names}, device="cpu", cfg=cfg, num_envs=num_envs)
     agent.init()
@@ -68,5 +76,6 @@ if __name__ == "__main__":
     p.add_argument("--timesteps", type=int, default=5000)
     p.add_argument("--num-envs", type=int, default=8)
     p.add_argument("--n-agents", type=int, default=3)
+    p.add_argument("--body", choices=["mlp", "gru"], default="mlp", help="the networks: MLPs, or GRUs (recurrent)")
     a = p.parse_args()
-    main(timesteps=a.timesteps, num_envs=a.num_envs, n_agents=a.n_agents)
+    main(timesteps=a.timesteps, num_envs=a.num_envs, n_agents=a.n_agents, body=a.body)

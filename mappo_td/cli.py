@@ -105,10 +105,19 @@ def _seed_configs(args: argparse.Namespace, d: dict[str, Any]) -> list[dict[str,
 
 
 def _episode_result(summary: dict[str, Any], start: int, cfg: TrainConfig) -> str:
+    """The summary's mean episode reward: of the episodes since the last log row, or, with writing off
+    (``write_interval`` 0: no row was written before the summary's), of every episode of the session.
+
+    Example:
+        >>> cfg = TrainConfig.from_dict({"experiment": {"write_interval": 0}})
+        >>> _episode_result({"reward/episode_mean": -1.5, "timestep": 400}, 0, cfg)
+        'mean episode reward -1.5000 (every episode of the session: write_interval=0, no log rows)'
+    """
     reward = summary.get("reward/episode_mean", math.nan)
+    interval = cfg.mappo.experiment.write_interval
     if math.isfinite(reward):
-        return f"mean episode reward {reward:.4f}"
-    whole = summary["timestep"] - start <= cfg.mappo.experiment.write_interval  # the last row covers the whole session
+        return f"mean episode reward {reward:.4f}" + (" (every episode of the session: write_interval=0, no log rows)" if interval == 0 else "")
+    whole = interval == 0 or summary["timestep"] - start <= interval  # the last row covers the whole session
     return (f"no episode finished {'yet' if whole else 'since the last log row'} "
             f"(an episode lasts up to max_steps={cfg.env.max_steps} timesteps)")
 
@@ -142,10 +151,11 @@ def _train_runs(args: argparse.Namespace, d: dict[str, Any], say: Any) -> None:
             say(f"MAPPO on {cfg.env.backend}/{cfg.env.scenario}: {cfg.env.num_envs} envs x {cfg.mappo.rollouts} steps per update{procs}, "
                 f"{cfg.timesteps} timesteps{ends}, seed {cfg.seed}, device {trainer.device}", flush=True)
         summary = trainer.train()
-        runs.append(summary["run_dir"])
+        runs += [summary["run_dir"]] if cfg.mappo.experiment.write_interval else []  # 0: no rows to plot
         say(f"done: {_episode_result(summary, start, cfg)} at timestep {summary['timestep']}; "
             f"logs in {summary['run_dir']}, checkpoint {summary['checkpoint']}")
-    say(f"learning curve{'s' if len(runs) > 1 else ''}: mappo-td plot {' '.join(runs)}")
+    if runs:
+        say(f"learning curve{'s' if len(runs) > 1 else ''}: mappo-td plot {' '.join(runs)}")
 
 
 def _plot(args: argparse.Namespace) -> int:

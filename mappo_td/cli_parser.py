@@ -60,6 +60,14 @@ def _shown_default(f: dataclasses.Field, default: Any) -> str:
 _METAVARS = {int: "N", float: "X", str: "TEXT", dict: "JSON"}
 
 
+def _int_or_auto(text: str) -> int | str:
+    """An integer, or ``"auto"`` (skrl's interval, made a number for the run's timesteps)."""
+    return "auto" if text.lower() == "auto" else int(text)
+
+
+_int_or_auto.__name__ = "integer or 'auto'"  # argparse's "invalid ... value" message
+
+
 def _add_fields(parser: argparse.ArgumentParser) -> None:
     for title, cls, _ in FLAG_GROUPS:
         group = parser.add_argument_group(title)
@@ -73,7 +81,9 @@ def _add_fields(parser: argparse.ArgumentParser) -> None:
             if hint is bool or hint == bool | None:
                 group.add_argument(_flag(f), dest=dest, action=argparse.BooleanOptionalAction, default=None, help=helptext)
             elif hint is int:
-                group.add_argument(_flag(f), dest=dest, type=int, default=None, metavar="N", help=helptext)
+                auto = f.metadata.get("auto")  # skrl's "auto", resolved with the run's timesteps (TrainConfig.from_dict)
+                group.add_argument(_flag(f), dest=dest, type=_int_or_auto if auto else int, default=None,
+                                   metavar="N|auto" if auto else "N", help=helptext)
             elif hint is list:
                 group.add_argument(_flag(f), dest=dest, type=int, nargs="+", default=None, metavar="N", help=helptext)
             elif "choices" in f.metadata:

@@ -153,7 +153,7 @@ def _band(curves: list) -> tuple[list[float], list[float], list[float], list[flo
 def _why_empty(run: Path, cols: dict[str, list[float]]) -> str:
     rows = max(map(len, cols.values()), default=0)
     if not rows:
-        return f"{run}: no readable log row yet (the run has not reached its first write_interval)"
+        return f"{run}: no readable log row yet (the run has not reached its first write_interval, or it writes none: write_interval 0)"
     return f"{run}: none of its {rows} row(s) has a finite reward/episode_mean or eval/return_mean next to its frames or time_s"
 
 

@@ -6,7 +6,7 @@ import gymnasium as gym
 import pytest
 import torch
 
-from mappo_td.agent import MAPPO, MAPPO_DEFAULT_CONFIG
+from mappo_td.agent import MAPPO, MAPPO_DEFAULT_CONFIG, Memory
 from mappo_td.train import update
 from mappo_td.trainer import MAPPOTrainer
 from tests.helpers import small_config
@@ -21,17 +21,24 @@ def make_agent(action_space=None, observation_space=None, num_envs=2, cfg=None, 
                  num_envs=num_envs, **kw)
 
 
-def test_agent_and_trainer_end_with_identical_parameters_from_identical_data():
+@pytest.mark.parametrize("body", ["mlp", "gru"])
+def test_agent_and_trainer_end_with_identical_parameters_from_identical_data(body):
+    """The trainer's rollout fed to the agent step by step (act on its observations, then record_transition with its
+    actions and log-probabilities): the same update. With body=gru, episodes of 3 steps end inside the rollout, so the
+    agent's hidden states must reset where the trainer's do, and the chunks of 4 steps start mid-episode."""
     pytest.importorskip("mpe2")
     from mpe2 import simple_spread_v3
 
-    cfg = small_config(rollouts=8, env={"backend": "pettingzoo", "scenario": "simple_spread_v3", "num_envs": 2, "num_workers": 1,
-                                        "max_steps": 25, "continuous_actions": False, "scenario_kwargs": {}})
+    model = {"hidden_sizes": [16], "body": body, "rnn_hidden_size": 8}
+    cfg = small_config(rollouts=8, data_chunk_length=4, model=model,
+                       env={"backend": "pettingzoo", "scenario": "simple_spread_v3", "num_envs": 2, "num_workers": 1,
+                            "max_steps": 3 if body == "gru" else 25, "continuous_actions": False, "scenario_kwargs": {}})
     trainer = MAPPOTrainer(cfg)
     raw = simple_spread_v3.parallel_env(continuous_actions=False)
+    memories = {a: Memory(memory_size=8, num_envs=2) for a in NAMES} if body == "gru" else None
     agent = MAPPO(raw.possible_agents, observation_spaces={a: raw.observation_space(a) for a in raw.possible_agents},
                   action_spaces={a: raw.action_space(a) for a in raw.possible_agents}, device="cpu", num_envs=2,
-                  cfg={**cfg.to_dict()["mappo"], "model": cfg.to_dict()["model"]})
+                  cfg={**cfg.to_dict()["mappo"], "model": cfg.to_dict()["model"]}, memories=memories)
     assert agent.group_map == trainer.group_map == {"agent": NAMES}
     path = trainer.save(tempfile.mkdtemp() + "/agent_0.pt")
     agent.load(path)
@@ -40,6 +47,7 @@ def test_agent_and_trainer_end_with_identical_parameters_from_identical_data():
     for t in range(8):
         step = data[:, t]
         per = lambda key, td=step: {a: td[key][:, i] for i, a in enumerate(NAMES)}  # noqa: E731
+        agent.act(per((g, "observation")), t, 8)  # the hidden states of a GRU come from act
         agent.record_transition(per((g, "observation")), per((g, "action")), per(("next", g, "reward")),
                                 per(("next", g, "observation")), per(("next", g, "terminated")), per(("next", g, "truncated")),
                                 {}, t, 8, log_prob=per((g, "action_log_prob")))
@@ -51,6 +59,13 @@ def test_agent_and_trainer_end_with_identical_parameters_from_identical_data():
     for p, q in zip([*a.policy.parameters(), *a.critic.parameters()], [*b.policy.parameters(), *b.critic.parameters()]):
         torch.testing.assert_close(p, q, atol=1e-6, rtol=0)
     assert agent.learner.updates == trainer.updates > 0
+    if body == "gru":  # the rollout held resets; the agent stored the trainer's own states (zeros at each episode's start)
+        assert bool(data["is_init"][:, 1:].any())
+        torch.testing.assert_close(memories["agent_1"].get_tensor_by_name("env_is_init"), data["is_init"].transpose(0, 1))
+        for key, name in [((g, "rnn_state"), "rnn_state"), ((g, "rnn_state_critic"), "rnn_state_critic"),
+                          (("next", g, "rnn_state_critic"), "next_rnn_state_critic")]:
+            expected = data[key][:, :, 1].reshape(2, 8, -1).transpose(0, 1)  # agent_1's, [memory_size, num_envs, layers * H]
+            torch.testing.assert_close(memories["agent_1"].get_tensor_by_name(name), expected, atol=1e-6, rtol=0)
 
 
 def test_skrl_default_config_verbatim_and_per_agent_dicts():
@@ -85,6 +100,21 @@ def test_act_returns_actions_in_each_space_with_the_policys_log_probs(space):
         torch.testing.assert_close(log_prob[a].squeeze(-1), expected[:, i])
 
 
+def test_act_samples_from_the_policy_as_the_trainers_collector_does():
+    """act returned the policy's mode in every env (TorchRL's default interaction type): no exploration at all."""
+    torch.manual_seed(0)
+    agent = make_agent(num_envs=1024)
+    states = {a: torch.zeros(1024, 5) for a in NAMES}
+    actions, _, _ = agent.act(states, timestep=0, timesteps=10)
+    td = agent.learner.env.observation_spec.zero()
+    probs = agent.learner.groups[0].policy.get_dist(td).probs[0, 0]
+    freq = torch.bincount(actions["agent_0"].flatten(), minlength=4) / 1024
+    assert int((freq > 0).sum()) == 4
+    torch.testing.assert_close(freq, probs, atol=0.06, rtol=0)
+    box = make_agent(action_space=gym.spaces.Box(-1.0, 1.0, (2,)), num_envs=256)
+    assert float(box.act({a: torch.zeros(256, 5) for a in NAMES}, 0, 10)[0]["agent_0"].std(0).min()) > 0.1
+
+
 def test_record_transition_errors():
     agent = make_agent()
     s = {a: torch.zeros(2, 5) for a in NAMES}
@@ -98,7 +128,8 @@ def test_record_transition_errors():
 
 
 def test_a_plain_pettingzoo_loop_learns_simple_spread():
-    """skrl's loop shape with PettingZoo's own parallel API (no TorchRL env): the mean episode reward rises."""
+    """skrl's loop shape with PettingZoo's own parallel API (no TorchRL env): the mean episode reward rises. (It rose with 3
+    agents only while act took the policy's mode instead of sampling: from a poor deterministic start.)"""
     pytest.importorskip("mpe2")
     import importlib.util
     from pathlib import Path
@@ -107,9 +138,31 @@ def test_a_plain_pettingzoo_loop_learns_simple_spread():
     spec = importlib.util.spec_from_file_location("skrl_style_loop", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    returns = module.main(timesteps=2400, num_envs=8, seed=0)
-    first, last = sum(returns[:20]) / 20, sum(returns[-20:]) / 20
+    returns = module.main(timesteps=3200, num_envs=8, n_agents=1, seed=0)  # 1024 episodes: one agent learns to reach its landmark
+    first, last = sum(returns[:100]) / 100, sum(returns[-100:]) / 100
     assert last > first + 3.0, f"mean episode reward did not rise clearly: first {first:.2f}, last {last:.2f}"
+
+
+def test_a_plain_pettingzoo_loop_trains_on_simple_spread_and_logs_its_episodes(capsys):
+    """skrl's loop shape with PettingZoo's own parallel API (no TorchRL env): every update runs, and the logged mean
+    episode reward is the loop's own count. (Learning through this loop: the test above, and the cue task in
+    tests/agent/test_recurrent.py.)"""
+    pytest.importorskip("mpe2")
+    import csv
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "examples" / "skrl_style_loop.py"
+    spec = importlib.util.spec_from_file_location("skrl_style_loop", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    returns = module.main(timesteps=250, num_envs=4, seed=0)
+    run = Path(capsys.readouterr().out.splitlines()[-1].split(": ", 1)[1])
+    assert len(returns) == 4 * 10 and all(-200 < r < 0 for r in returns)  # 25-step episodes, MPE's negative rewards
+    row, = csv.DictReader(open(run / "progress.csv"))  # one row, at the end (write_interval 1000)
+    assert int(row["timestep"]) == 250 and int(float(row["episode/count"])) == 40
+    assert float(row["reward/episode_mean"]) == pytest.approx(sum(returns) / 40, abs=1e-4)
+    assert float(row["agent/kl_approx"]) > 0  # 10 updates moved the policy
 
 
 def _mlp(n_in, n_out):
@@ -132,9 +185,9 @@ def test_user_models_act_with_their_own_logits_and_are_trained_in_place():
     sizes = __import__("mappo_td.agent", fromlist=["model_sizes"]).model_sizes(
         {a: gym.spaces.Box(-1, 1, (5,)) for a in NAMES}, {a: gym.spaces.Discrete(4) for a in NAMES})
     assert sizes["agent_0"] == {"policy": (5, 4), "critic": (15, 1)}
-    shared, own = _mlp(5, 4), _mlp(5, 4)  # agent_0 and agent_2 share one instance; agent_1 has its own
-    critic = _mlp(*sizes["agent_0"]["critic"])
-    models = {"agent_0": {"policy": shared, "critic": critic}, "agent_1": {"policy": own, "critic": critic},
+    shared, own = _mlp(5, 4), _mlp(5, 4)  # agent_0 and agent_2 share their instances; agent_1 has its own
+    critic, own_critic = _mlp(*sizes["agent_0"]["critic"]), _mlp(*sizes["agent_1"]["critic"])
+    models = {"agent_0": {"policy": shared, "critic": critic}, "agent_1": {"policy": own, "critic": own_critic},
               "agent_2": {"policy": shared, "critic": critic}}
     agent = make_agent(models=models, num_envs=6)
     assert agent.group_map == {"agent": ["agent_0", "agent_2"], "agent_1": ["agent_1"]}
@@ -144,10 +197,10 @@ def test_user_models_act_with_their_own_logits_and_are_trained_in_place():
         net = shared if a != "agent_1" else own
         expected = torch.distributions.Categorical(logits=net(states[a])).log_prob(actions[a].squeeze(-1))
         torch.testing.assert_close(log_prob[a].squeeze(-1), expected)
-    before = [p.detach().clone() for m in (shared, own, critic) for p in m.parameters()]
+    before = [p.detach().clone() for m in (shared, own, critic, own_critic) for p in m.parameters()]
     _feed(agent, 4)
     assert agent.learner.updates > 0
-    after = [p.detach() for m in (shared, own, critic) for p in m.parameters()]
+    after = [p.detach() for m in (shared, own, critic, own_critic) for p in m.parameters()]
     assert all(not torch.equal(b, a) for b, a in zip(before, after))  # every user network moved, in place
 
 

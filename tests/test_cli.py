@@ -348,3 +348,24 @@ def test_eval_takes_a_run_folder_and_checks_the_gif_folder_before_evaluating(tmp
     assert main(["eval", str(tmp_path / "r"), "--episodes", "1", "--render", str(missing)]) == 2
     assert f"the folder {missing.parent} does not exist" in capsys.readouterr().err
     assert not missing.parent.exists()
+
+
+def test_writing_off_leaves_no_log_rows_and_the_summary_reports_the_whole_session(tmp_path, capsys):
+    """skrl's write_interval 0 (here as "auto" for a run under 100 timesteps: int(64 / 100) = 0) writes no TensorBoard or
+    CSV row; the printed summary is then the session's mean episode reward, the one a single row at the end logs."""
+    common = ["train", "--timesteps", "64", "--rollouts", "16", "--num-envs", "4", "--hidden-sizes", "8", "--max-steps", "16",
+              "--device", "cpu", "--no-progress", "--directory", str(tmp_path)]
+    capsys.readouterr()
+    assert main([*common, "--experiment-name", "off", "--write-interval", "auto", "--checkpoint-interval", "0"]) == 0
+    said = capsys.readouterr().out
+    assert main([*common, "--experiment-name", "one_row", "--write-interval", "64", "--checkpoint-interval", "0"]) == 0
+    off = tmp_path / "off"
+    assert json.loads((off / "config.json").read_text())["mappo"]["experiment"]["write_interval"] == 0
+    assert not (off / "tensorboard").exists() and not (off / "progress.csv").exists()
+    assert [p.name for p in (off / "checkpoints").glob("*.pt")] == ["agent_64.pt"]
+    row, = csv.DictReader(open(tmp_path / "one_row" / "progress.csv"))
+    reward = float(row["reward/episode_mean"])
+    assert f"done: mean episode reward {reward:.4f} (every episode of the session: write_interval=0, no log rows) at timestep 64" in said
+    assert "mappo-td plot" not in said  # nothing to plot
+    assert main([*common, "--experiment-name", "bad", "--write-interval", "-1"]) == 2
+    assert "write_interval must be an integer >= 0" in capsys.readouterr().err

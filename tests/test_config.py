@@ -162,6 +162,16 @@ def test_a_skrl_2x_config_maps_as_documented():
     assert (m.experiment.write_interval, m.experiment.checkpoint_interval) == (123, 1234)  # skrl: timesteps / 100, / 10
 
 
+def test_intervals_of_0_are_off_and_auto_resolves_as_skrl_does_to_0_for_a_short_run():
+    """skrl: write_interval 0 means no TensorBoard writing (refused here before), and "auto" is int(timesteps / 100)."""
+    x = TrainConfig.from_dict({"timesteps": 99, "experiment": {"write_interval": "auto", "checkpoint_interval": "auto"}}).mappo.experiment
+    assert (x.write_interval, x.checkpoint_interval) == (0, 9)
+    x = TrainConfig.from_dict({**SEED, "experiment": {**SEED["experiment"], "write_interval": 0, "checkpoint_interval": 0}}).mappo.experiment
+    assert (x.write_interval, x.checkpoint_interval) == (0, 0)
+    with pytest.raises(ValueError, match=r"experiment.write_interval must be an integer >= 0, got -5"):
+        TrainConfig.from_dict({"experiment": {"write_interval": -5}})
+
+
 def test_a_skrl_1x_config_keeps_its_meaning_and_auto_follows_the_final_timesteps():
     d = {"state_preprocessor": "RunningStandardScaler", "mixed_precision": False, "experiment": {"write_interval": "auto"}}
     cfg = TrainConfig.from_dict(merge_config(d, {"timesteps": 500}))  # a flag given after the file

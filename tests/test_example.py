@@ -1,7 +1,8 @@
-"""The hand-written TorchRL loops of examples/: custom_loop.py and recurrent_loop.py must learn VMAS navigation;
-masked_loop.py must never move illegally in connect_four_v3."""
+"""The hand-written loops of examples/: custom_loop.py and recurrent_loop.py must learn VMAS navigation;
+masked_loop.py (TorchRL) and turn_based_loop.py (the agent API) must never move illegally in connect_four_v3."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -31,13 +32,23 @@ def test_masked_example_never_moves_illegally():
     assert sum(result["wins"].values()) > 0  # games finished
 
 
-def test_skrl_style_example_prints_the_run_folder_it_wrote(tmp_path, capsys):
+def test_turn_based_example_plays_connect_four_through_the_agent_without_an_illegal_move(tmp_path):
+    pytest.importorskip("pettingzoo.classic.connect_four_v3")
+    result = load_example("turn_based_loop").main(games=6, num_envs=2, seed=0, directory=str(tmp_path))
+    assert result["games"] >= 6 and result["illegal"] == 0
+    assert result["forbidden"] > 0 and sum(result["wins"].values()) > 0  # the masks forbade moves; games were won
+
+
+@pytest.mark.parametrize("body", ["mlp", "gru"])
+def test_skrl_style_example_prints_the_run_folder_it_wrote(tmp_path, capsys, body):
     pytest.importorskip("mpe2")
-    load_example("skrl_style_loop").main(timesteps=30, num_envs=2, seed=0, directory=str(tmp_path))
+    returns = load_example("skrl_style_loop").main(timesteps=30, num_envs=2, seed=0, directory=str(tmp_path), body=body)
+    assert len(returns) == 2  # each env's first 25-step episode
     last = capsys.readouterr().out.splitlines()[-1]
     assert last.startswith("run folder (config, progress.csv, TensorBoard): ")
     run = Path(last.split(": ", 1)[1])
     assert run.parent == tmp_path and (run / "config.json").is_file() and list((run / "tensorboard").iterdir())
+    assert json.loads((run / "config.json").read_text())["model"]["body"] == body
 
 
 def test_masked_example_names_the_one_package_connect_four_needs(monkeypatch):

@@ -17,11 +17,18 @@ argument               per agent name                      shape
 ``rewards``            reward                               ``[num_envs, 1]`` or ``[num_envs]``
 ``terminated``,        done flags                           ``[num_envs, 1]`` or ``[num_envs]``
 ``truncated``
+``action_masks=``,     legal actions (:mod:`.action_masks`)  ``[num_envs, n]`` (MultiDiscrete: ``sum(nvec)``)
+``infos=`` (``act``)
 =====================  ==================================  ============================================
+
+An agent left out of the dicts is dead (:mod:`mappo_td.agent.alive`).
+Recurrent models (``model.body="gru"``): the agent keeps each env's hidden states between calls and stores them
+with the transitions (:mod:`mappo_td.agent.recurrent`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,13 +36,16 @@ from typing import Any
 
 import torch
 from tensordict import TensorDictBase
-from torchrl.data import Unbounded
+from torchrl.envs.utils import ExplorationType, set_exploration_type
 
-from mappo_td.agent.external import ExternalEnv, empty_step
+from mappo_td.agent.action_masks import mask_widths
+from mappo_td.agent.external import ExternalEnv
 from mappo_td.agent.memory import check_memories, read_rollout, write_step
 from mappo_td.agent.models import MissingCritic, check_model_sizes, check_models, group_models, instances
-from mappo_td.agent.spaces import InputCheck, Space, check_agent_names, check_possible_agents, group_agents, group_specs
-from mappo_td.config import TrainConfig, merge_config
+from mappo_td.agent.recurrent import HiddenStates
+from mappo_td.agent.spaces import Space, check_agent_names, check_possible_agents, group_agents, group_specs
+from mappo_td.agent.steps import StepInputs
+from mappo_td.config import TrainConfig, auto_intervals, merge_config, resolve_auto_intervals
 from mappo_td.train.checkpoint import load_checkpoint, load_learner_state, save_learner
 from mappo_td.train.checkpoint_files import checkpoint_path
 from mappo_td.train.iteration import Session, learn
@@ -65,6 +75,9 @@ class MAPPO:
         shared_observation_spaces: accepted for skrl's signature; the centralized critic reads every
             agent's observation (as the trainer does on PettingZoo).
         num_envs: environments stepped together (the first dim of every tensor).
+        action_masks: which agents' policies are masked (legal-action masks, :mod:`mappo_td.agent.action_masks`):
+            ``None``, those whose observation space is a Dict with an ``"action_mask"`` entry; ``True``, every
+            Discrete / MultiDiscrete agent (masks given through ``act``'s ``infos=`` or ``action_masks=``); ``False``, none.
 
     Example:
         >>> import gymnasium as gym, tempfile
@@ -82,7 +95,8 @@ class MAPPO:
     def __init__(self, possible_agents: Sequence[str], models: Mapping[str, Any] | None = None, memories: Mapping[str, Any] | None = None,
                  observation_spaces: Mapping[str, Space] | None = None, action_spaces: Mapping[str, Space] | None = None,
                  device: str | torch.device | None = None, cfg: Mapping[str, Any] | None = None,
-                 shared_observation_spaces: Mapping[str, Space] | None = None, *, num_envs: int = 1) -> None:
+                 shared_observation_spaces: Mapping[str, Space] | None = None, *, num_envs: int = 1,
+                 action_masks: bool | None = None) -> None:
         self.possible_agents = check_possible_agents(possible_agents)
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1 (the environments stepped together: every tensor's first dim), "
@@ -95,19 +109,25 @@ class MAPPO:
         if shared_observation_spaces is not None:
             check_agent_names(shared_observation_spaces, self.possible_agents, "shared_observation_spaces")
         d = dict(cfg or {})
+        self._auto = auto_intervals(d)  # skrl's "auto" intervals: made numbers from the config's timesteps, or init(trainer_cfg)'s
         self.cfg = TrainConfig.from_dict(merge_config(d, {"env": {"num_envs": int(num_envs)}, "progress": False,
                                                           "device": str(device or "cpu")}))
-        if self.cfg.model.body != "mlp":
-            raise ValueError("model.body='gru' is not supported by the agent API yet; use the trainer (mappo-td train) for GRUs.")
+        if user and self.cfg.model.body != "mlp":
+            raise ValueError(f"models= with model.body={self.cfg.model.body!r}: the agent takes feed-forward networks of your own "
+                             "(model.body='mlp'), not recurrent ones yet; for a recurrent agent leave models=None and use mappo_td's "
+                             "GRU (model.body='gru', model.rnn_hidden_size, model.rnn_layers, data_chunk_length).")
         if user:
             check_model_sizes(user, observation_spaces, action_spaces, centralized=self.cfg.model.centralized_critic,
                               state_dependent_std=self.cfg.model.state_dependent_std)
         self.group_map = group_agents(self.possible_agents, [observation_spaces, action_spaces, *([instances(user)] if user else [])])
-        obs_spec, act_spec = group_specs(self.group_map, observation_spaces, action_spaces, int(num_envs))
+        masks = mask_widths(self.group_map, observation_spaces, action_spaces, action_masks)
+        obs_spec, act_spec = group_specs(self.group_map, observation_spaces, action_spaces, int(num_envs), masks=masks)
         nets = group_models(user, self.group_map) if user else None
         self.learner = build_learner(self.cfg, ExternalEnv(self.group_map, obs_spec, act_spec), models=nets)
+        self.inputs = StepInputs(self.learner.env, observation_spaces, masks)  # checks, action masks, who is alive
         self._no_critic = [v for g in (nets or {}).values() if isinstance(v := g["critic"], MissingCritic)]
         self.device, self.num_envs = self.learner.device, int(num_envs)
+        self.hidden_states = HiddenStates([m for g in self.learner.groups for m in (g.policy, g.critic)], self.num_envs, self.device)
         self.memories = check_memories(memories, self.possible_agents, self.num_envs, self.cfg.mappo.rollouts) if memories else None
         self._steps: list[TensorDictBase] = []  # the internal buffer (memories=None)
         self._template: TensorDictBase | None = None  # with memories: one recorded step, the layout read_rollout rebuilds
@@ -119,35 +139,15 @@ class MAPPO:
         self.session: Session | None = None  # the trainer's iteration state (clocks, last row), from the first update
         self._made_at = time.perf_counter()
 
-    # --- inputs ------------------------------------------------------------------------------------
-    def _observe(self, check: InputCheck, states: Mapping[str, Any], key: str) -> TensorDictBase:
-        td = empty_step(self.num_envs, self.device)
-        for g, agents in self.group_map.items():
-            for path, x in check.observation(states, key, agents, self.learner.env.observation_spec[g, "observation"]).items():
-                td.set((g, "observation", *path), x)
-            td.set((g, "mask"), torch.ones(self.num_envs, len(agents), dtype=torch.bool, device=self.device))
-        return td
-
-    def _transition(self, states: Mapping[str, Any], actions: Mapping[str, Any], rewards: Mapping[str, Any],
-                    next_states: Mapping[str, Any], terminated: Mapping[str, Any], truncated: Mapping[str, Any],
-                    log_prob: Mapping[str, Any] | None) -> tuple[TensorDictBase, TensorDictBase]:
-        """``(step, next)`` of one transition, every input checked (:class:`InputCheck`) before it is returned."""
-        check, env = InputCheck("record_transition", self.num_envs, self.device), self.learner.env
-        step, nxt = self._observe(check, states, "states"), self._observe(check, next_states, "next_states")
-        for g, agents in self.group_map.items():
-            step.set((g, "action"), check.stack(actions, "actions", agents, env.full_action_spec[g, "action"]))
-            step.set((g, "action_log_prob"), self._last.get((g, "action_log_prob")) if log_prob is None else
-                     check.stack(log_prob, "log_prob", agents, Unbounded((self.num_envs, len(agents)), device=self.device)))
-            nxt.set((g, "reward"), check.stack(rewards, "rewards", agents, env.full_reward_spec[g, "reward"]))
-            for k, flags in (("terminated", terminated), ("truncated", truncated)):
-                nxt.set((g, k), check.stack(flags, k, agents, env.full_done_spec[g, k]))
-        check.verify()
-        return step, nxt
-
     # --- skrl's methods -----------------------------------------------------------------------------
     def init(self, trainer_cfg: Mapping[str, Any] | None = None) -> None:
         """Create the run folder and its logger (TensorBoard, CSV), as the trainer's. Optional, unlike skrl's: without
-        it, every method works and the run folder is created at the first update."""
+        it, every method works and the run folder is created at the first update. As skrl's, ``"auto"`` write and
+        checkpoint intervals follow ``trainer_cfg["timesteps"]`` (``timesteps // 100``, ``// 10``; 0: off) when given."""
+        if self._auto and "timesteps" in (trainer_cfg or {}) and self.logger is None:
+            x = self.cfg.mappo.experiment
+            x = dataclasses.replace(x, **resolve_auto_intervals(dict.fromkeys(self._auto, "auto"), int(trainer_cfg["timesteps"])))
+            self.cfg = self.learner.cfg = dataclasses.replace(self.cfg, mappo=dataclasses.replace(self.cfg.mappo, experiment=x))
         self._run_logger()
 
     def _run_logger(self) -> RunLogger:
@@ -157,37 +157,44 @@ class MAPPO:
             self.logger = RunLogger(run_dir, self.cfg)
         return self.logger
 
-    def act(self, states: Mapping[str, Any], timestep: int, timesteps: int) -> tuple[dict, dict, dict]:
-        """``(actions, log_prob, outputs)`` by agent name for ``states``; uniform legal actions while
-        ``timestep < random_timesteps``. ``states`` are checked first (names, shapes, finite values: one host read),
-        a wrong one is refused naming the agent, the shape expected and the shape given."""
-        check = InputCheck("act", self.num_envs, self.device)
-        td = self._observe(check, states, "states")
-        check.verify()
+    def act(self, states: Mapping[str, Any], timestep: int, timesteps: int, *, infos: Mapping[str, Any] | None = None,
+            action_masks: Mapping[str, Any] | None = None) -> tuple[dict, dict, dict]:
+        """``(actions, log_prob, outputs)`` by agent name for the agents of ``states`` (one left out is dead:
+        :mod:`mappo_td.agent.alive`); uniform legal actions while ``timestep < random_timesteps``. A masked agent's legal
+        actions: ``action_masks[agent]`` > ``infos[agent]["action_mask"]`` > ``states[agent]["action_mask"]`` (a Dict
+        space's entry) > all (:mod:`mappo_td.agent.action_masks`). Inputs are checked first (names, shapes, finite
+        values: one host read), a wrong one is refused naming the agent, the shape expected and the shape given."""
+        td = self.inputs.act_step(states, infos, action_masks)
+        td = self.hidden_states.inputs(td)  # recurrent models: "is_init" and each env's states (mappo_td.agent.recurrent)
         self.learner.acting.step = int(timestep)
-        with torch.no_grad():
+        with torch.no_grad(), set_exploration_type(ExplorationType.RANDOM):  # sampled, as the trainer's collector acts
             td = self.learner.acting(td)
         self._last = td
         actions, log_prob = {}, {}
         for g, agents in self.group_map.items():
             a, lp = td.get((g, "action")), td.get((g, "action_log_prob"))
-            for i, name in enumerate(agents):
+            for i, name in (p for p in enumerate(agents) if p[1] in states):
                 actions[name] = a[:, i].unsqueeze(-1) if a.ndim == 2 else a[:, i]
                 log_prob[name] = lp[:, i].unsqueeze(-1)
         return actions, log_prob, {}
 
     def record_transition(self, states: Mapping[str, Any], actions: Mapping[str, Any], rewards: Mapping[str, Any],
                           next_states: Mapping[str, Any], terminated: Mapping[str, Any], truncated: Mapping[str, Any],
-                          infos: Any, timestep: int, timesteps: int, log_prob: Mapping[str, Any] | None = None) -> None:
+                          infos: Any, timestep: int, timesteps: int, log_prob: Mapping[str, Any] | None = None,
+                          action_masks: Mapping[str, Any] | None = None) -> None:
         """Store one step of every env, with the log-probabilities of the last :meth:`act` (or ``log_prob``, by agent
         name, for actions that did not come from it, e.g. replayed data).
 
         Every input is checked before anything is stored (names; shapes ``[num_envs, ...]`` per agent; values finite,
         Discrete / MultiDiscrete actions integers within the space, integer-valued floats accepted; done flags 0/1),
-        with one host read per call; a wrong one is refused naming the agent, the input, what was expected and given."""
+        with one host read per call; a wrong one is refused naming the agent, the input, what was expected and given.
+        Agents left out of ``states`` are dead (leave them out of every input), as are agents done earlier in the
+        episode: :mod:`mappo_td.agent.alive`. The stored legal-action masks are the last ``act``'s (``action_masks``,
+        by agent name, replaces them); ``infos`` (skrl's, of ``next_states``) are not read."""
         if self._last is None and log_prob is None:
             raise RuntimeError("record_transition needs the log-probabilities of the actions: call act() first, as skrl's loop does.")
-        step, nxt = self._transition(states, actions, rewards, next_states, terminated, truncated, log_prob)
+        self.hidden_states.check(self._last)
+        step, nxt = self.inputs.transition(states, actions, rewards, next_states, terminated, truncated, log_prob, action_masks, self._last)
         all_done = torch.ones(self.num_envs, 1, dtype=torch.bool, device=self.device)
         for g in self.group_map:
             term, trunc = nxt.get((g, "terminated")), nxt.get((g, "truncated"))
@@ -200,10 +207,13 @@ class MAPPO:
         for g in self.group_map:  # a new episode starts where every agent of the env is done
             self._returns[g] *= ~all_done.unsqueeze(-1)
         self._lengths *= ~all_done
+        self.inputs.alive.end_step({g: nxt.get((g, "done")) for g in self.group_map}, all_done)
+        self.hidden_states.record(self._last, step, nxt, all_done)  # stored with the step, then advanced (reset where all_done)
         step.set("next", nxt)
         self._recorded += 1
-        if self.memories is None:
+        if self.memories is None:  # the last rollouts steps, as a memory of rollouts steps keeps them (e.g. an evaluation loop)
             self._steps.append(step)
+            del self._steps[:-self.cfg.mappo.rollouts]
             return
         write_step(self.memories, step, self.group_map)
         self._template = self._template if self._template is not None else step
@@ -238,8 +248,16 @@ class MAPPO:
         return save_learner(self.learner, checkpoint_path(self._run_logger().run_dir, timestep))
 
     def load(self, path: str | Path) -> None:
-        """Restore models, optimizers, preprocessors and counters from a checkpoint of this agent or of the trainer."""
+        """Restore models, optimizers, preprocessors and counters from a checkpoint of this agent or of the trainer.
+        As the trainer's resume, every env starts a new episode: hidden states zero, every agent alive, episode
+        statistics from zero, and the steps recorded since the last update dropped (start new episodes in your envs too)."""
         load_learner_state(self.learner, load_checkpoint(path))
+        self.hidden_states.reset()
+        self.inputs.alive.reset()
+        for r in self._returns.values():
+            r.zero_()
+        self._lengths.zero_()
+        self._steps, self._recorded, self._last = [], 0, None
 
     def set_running_mode(self, mode: str) -> None:
         """skrl's ``"train"`` / ``"eval"``: the models' training flag."""

@@ -21,7 +21,8 @@ critic     the centralized input ``[..., n_in]``: every     ``[..., 1]``, the va
 Leading dims are free (``[num_envs, n_agents]`` when acting, ``[minibatch, n_agents]`` in the loss), so a
 plain ``nn.Sequential`` of ``nn.Linear`` layers fits. :func:`model_sizes` gives every ``n_in`` / ``n_out``.
 Agents given the same instance share it (skrl's way of sharing parameters) and are trained as one group;
-an agent with an instance of its own is a group of its own. The networks are trained in place: the
+an agent with an instance of its own is a group of its own. An instance may be shared only within one group: by
+agents of the same name prefix and spaces that share the other network too (an error says so otherwise). The networks are trained in place: the
 modules you hold are the agent's.
 """
 
@@ -117,6 +118,34 @@ def instances(models: Mapping[str, Mapping[str, nn.Module | None]]) -> dict[str,
     return {a: (id(r["policy"]), id(r.get("critic"))) for a, r in models.items()}
 
 
+def check_shared(models: Mapping[str, Mapping[str, nn.Module | None]], group_map: Mapping[str, Sequence[str]]) -> None:
+    """Refuse a network instance given to agents of different groups: each group trains its networks with an optimizer
+    of its own, so such an instance would be stepped by two optimizers at every minibatch.
+
+    Example:
+        >>> net = nn.Linear(2, 2)
+        >>> check_shared({"a_0": {"policy": net, "critic": None}, "b_0": {"policy": net, "critic": None}}, {"a": ["a_0"], "b": ["b_0"]})
+        Traceback (most recent call last):
+        ...
+        ValueError: models: agents ['a_0', 'b_0'] share one 'policy' instance but form groups {'a': ['a_0'], 'b': ['b_0']}, each trained by an optimizer of its own: a shared instance may only be given to agents of one group (the same name before the last '_', the same spaces, and the same 'critic' instance too, or none for all); give them the same 'critic' instance as well, or each its own 'policy'.
+    """
+    group_of = {a: g for g, agents in group_map.items() for a in agents}
+    for role in ROLES:
+        holders: dict[int, list[str]] = {}
+        for a, roles in models.items():
+            if roles.get(role) is not None:
+                holders.setdefault(id(roles[role]), []).append(a)
+        for agents in holders.values():
+            groups = list(dict.fromkeys(group_of[a] for a in agents))
+            if len(groups) > 1:
+                other = "critic" if role == "policy" else "policy"
+                raise ValueError(f"models: agents {agents} share one {role!r} instance but form groups "
+                                 f"{ {g: list(group_map[g]) for g in groups} }, each trained by an optimizer of its own: a shared "
+                                 f"instance may only be given to agents of one group (the same name before the last '_', the same "
+                                 f"spaces, and the same {other!r} instance too, or none for all); give them the same {other!r} "
+                                 f"instance as well, or each its own {role!r}.")
+
+
 def group_models(models: Mapping[str, Mapping[str, nn.Module | None]], group_map: Mapping[str, Sequence[str]]) -> dict[str, dict[str, nn.Module]]:
     """By group: its agents' (shared) networks, a :class:`MissingCritic` where no critic was given.
 
@@ -126,6 +155,7 @@ def group_models(models: Mapping[str, Mapping[str, nn.Module | None]], group_map
         >>> g["a"]["policy"] is net, type(g["a"]["critic"]).__name__
         (True, 'MissingCritic')
     """
+    check_shared(models, group_map)
     out = {}
     for g, agents in group_map.items():
         roles = models[agents[0]]

@@ -40,7 +40,7 @@ from mappo_td.config.env_section import PETTINGZOO_NUM_ENVS, pettingzoo_env_defa
 from mappo_td.config.presets import PRESETS, preset
 from mappo_td.config.schema import Bounds, check_fields, check_in_bounds, coerce, config_field, did_you_mean, field_key
 from mappo_td.config.sections import EnvConfig, ExperimentConfig, MAPPOConfig, ModelConfig, PerAgentValue, per_agent_fields
-from mappo_td.config.skrl_compat import from_skrl, resolve_auto_intervals
+from mappo_td.config.skrl_compat import auto_intervals, from_skrl, resolve_auto_intervals
 from mappo_td.config.train_config import SECTION_KEYS, TrainConfig, default_experiment_name, merge_config, typed_dict
 from mappo_td.config.validation import check_checkpoint_interval, checkpoint_times, validate
 
@@ -57,7 +57,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ACTIVATIONS", "BACKENDS", "BODIES", "BOUNDS", "DEFAULT_ACTIVATION", "DEFAULT_HIDDEN_SIZES", "DISTRIBUTIONS", "FAST_MODES", "INITS",
     "PETTINGZOO_NUM_ENVS", "PRESETS", "SECTION_KEYS", "VALUE_CLIP_FORMS", "VALUE_LOSSES", "Bounds", "EnvConfig", "ExperimentConfig",
-    "MAPPOConfig", "ModelConfig", "PerAgentValue", "TrainConfig", "check_checkpoint_interval", "check_fields", "check_in_bounds",
+    "MAPPOConfig", "ModelConfig", "PerAgentValue", "TrainConfig", "auto_intervals", "check_checkpoint_interval", "check_fields", "check_in_bounds",
     "checkpoint_times", "coerce", "config_field", "default_experiment_name", "did_you_mean", "field_key", "from_skrl",
     "merge_config", "per_agent_fields", "pettingzoo_env_defaults", "preset", "resolve_auto_intervals", "typed_dict", "validate",
 ]

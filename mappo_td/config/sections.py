@@ -42,8 +42,10 @@ class ExperimentConfig:
 
     directory: str = _f("", "experiment's parent directory (empty: ./runs)")
     experiment_name: str = _f("", "experiment name (empty: a timestamp)")
-    write_interval: int = _f(250, "TensorBoard/CSV writing interval (timesteps)", min=1)
-    checkpoint_interval: int = _f(1000, "interval for checkpoints (timesteps; 0: only at the end)", min=0)
+    write_interval: int = _f(250, "TensorBoard/CSV writing interval (timesteps; 0: off, no log rows; 'auto': timesteps // 100, "
+                                  "skrl's, 0 below 100 timesteps)", min=0, auto=True)
+    checkpoint_interval: int = _f(1000, "interval for checkpoints (timesteps; 0: off, only the run's last one; 'auto': "
+                                        "timesteps // 10, skrl's)", min=0, auto=True)
     store_separately: bool = _f(False, "store each model in its own checkpoint file")
     keep_checkpoints: int = _f(0, "keep only the newest N checkpoints of the run (0: keep all)", min=0)
     eval_interval: int = _f(0, "evaluate the deterministic policy every N timesteps on separate envs: eval/return_mean, "

@@ -5,8 +5,8 @@ skrl key                                       here
 =============================================  ===================================================
 ``mixed_precision: false``                     accepted (nothing to do)
 ``mixed_precision: true``                      refused with a message (no autocast update here)
-``write_interval: "auto"``                     ``max(1, timesteps // 100)`` (skrl's meaning)
-``checkpoint_interval: "auto"``                ``max(1, timesteps // 10)`` (skrl's meaning)
+``write_interval: "auto"``                     ``timesteps // 100`` (skrl's ``int(timesteps / 100)``; 0: off)
+``checkpoint_interval: "auto"``                ``timesteps // 10`` (skrl's ``int(timesteps / 10)``; 0: off)
 2.x ``observation_preprocessor[_kwargs]``      ``state_preprocessor[_kwargs]`` (each agent's observation)
 2.x ``state_preprocessor[_kwargs]``            ``shared_state_preprocessor[_kwargs]`` (the global state)
 2.x ``gae_lambda``                             ``lambda``
@@ -56,15 +56,29 @@ def from_skrl(d: Mapping[str, Any]) -> dict[str, Any]:
     return d
 
 
+def auto_intervals(d: Mapping[str, Any]) -> list[str]:
+    """The intervals a config dict (either layout: ``experiment`` at the top, or under ``mappo``) gives as ``"auto"``.
+
+    Example:
+        >>> auto_intervals({"rollouts": 16, "experiment": {"write_interval": "auto", "checkpoint_interval": 0}})
+        ['write_interval']
+    """
+    x = d.get("experiment", (d.get("mappo") or {}).get("experiment")) or {}
+    return [k for k in AUTO_DIVISOR if isinstance(x.get(k), str) and x[k].lower() == "auto"]
+
+
 def resolve_auto_intervals(experiment: Mapping[str, Any], timesteps: int) -> dict[str, Any]:
-    """``experiment`` with skrl's ``"auto"`` write/checkpoint intervals made numbers for a run of ``timesteps``.
+    """``experiment`` with skrl's ``"auto"`` write/checkpoint intervals made numbers for a run of ``timesteps``, as skrl
+    makes them (``int(timesteps / 100)``, ``/ 10``): 0, which turns them off, for a run too short.
 
     Example:
         >>> resolve_auto_intervals({"write_interval": "auto", "checkpoint_interval": "auto"}, 36000)
         {'write_interval': 360, 'checkpoint_interval': 3600}
+        >>> resolve_auto_intervals({"write_interval": "auto", "checkpoint_interval": 5}, 99)
+        {'write_interval': 0, 'checkpoint_interval': 5}
     """
     out = dict(experiment)
     for key, divisor in AUTO_DIVISOR.items():
         if isinstance(out.get(key), str) and out[key].lower() == "auto":
-            out[key] = max(1, int(timesteps) // divisor)
+            out[key] = int(timesteps) // divisor
     return out

@@ -6,7 +6,7 @@ these functions (one implementation); a CleanRL-style script or another library 
 * :mod:`~mappo_td.functional.advantages`: :func:`mappo_gae` (what ``MAPPOGAE`` computes), :func:`episode_flags`,
   :func:`generalized_advantage_estimate` (the recursion, TorchRL's signature).
 * :mod:`~mappo_td.functional.reductions`: :func:`broadcast_to_agents`, :func:`masked_mean`, :func:`masked_std_mean`,
-  :func:`standardize_per_agent`, :func:`batch_mean`.
+  :func:`standardize_per_agent`, :func:`batch_mean`, :func:`per_agent_coefficient`, :func:`check_mask`.
 * :mod:`~mappo_td.functional.losses`: :func:`mappo_loss` (what ``MAPPOLoss`` computes), :func:`clipped_surrogate`,
   :func:`critic_loss`, :func:`value_error_loss`, :func:`approx_kl`, :func:`kl_early_stop`, :func:`explained_variance`.
 * :mod:`~mappo_td.functional.value_norm`: :func:`standard_scaler_update`, :func:`value_norm_update`,
@@ -21,7 +21,7 @@ Example:
     (torch.Size([16, 3, 1]), True)
 """
 
-from mappo_td.functional.advantages import episode_flags, generalized_advantage_estimate, mappo_gae, per_agent_coefficient
+from mappo_td.functional.advantages import episode_flags, generalized_advantage_estimate, mappo_gae
 from mappo_td.functional.losses import (
     approx_kl,
     check_loss_shapes,
@@ -36,9 +36,11 @@ from mappo_td.functional.losses import (
 from mappo_td.functional.reductions import (
     batch_mean,
     broadcast_to_agents,
+    check_mask,
     masked_mean,
     masked_std_mean,
     non_agent_dims,
+    per_agent_coefficient,
     standardize_per_agent,
 )
 from mappo_td.functional.value_norm import (
@@ -57,6 +59,7 @@ __all__ = [
     "batch_rows",
     "broadcast_to_agents",
     "check_loss_shapes",
+    "check_mask",
     "check_value_loss",
     "clipped_surrogate",
     "critic_loss",

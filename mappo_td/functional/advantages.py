@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from mappo_td.functional.reductions import Reduce, broadcast_to_agents, standardize_per_agent
+from mappo_td.functional.reductions import Reduce, broadcast_to_agents, check_mask, per_agent_coefficient, standardize_per_agent
 
 Coefficient = float | torch.Tensor
 
@@ -36,8 +36,11 @@ def generalized_advantage_estimate(
     """``(advantage, value_target)`` by the GAE recursion along ``time_dim``; all tensors of one shape.
 
     ``done`` cuts the recursion (an episode ended: terminated or truncated), ``terminated`` (default: ``done``)
-    drops the bootstrap from ``next_state_value``. ``gamma`` and ``lmbda`` are numbers or tensors broadcastable to
-    the values (per agent: ``[n_agents, 1]`` against ``[*B, T, n_agents, 1]`` with ``time_dim=-3``).
+    drops the bootstrap from ``next_state_value``: those entries are selected out (``torch.where``), so a NaN or inf
+    next value after a termination, or anything after a ``done``, never reaches another step. ``gamma`` and ``lmbda``
+    are numbers or tensors that broadcast to the values' shape without changing it (per agent: ``[n_agents, 1]``
+    against ``[*B, T, n_agents, 1]`` with ``time_dim=-3``; :func:`mappo_gae` also takes ``[n_agents]``); any other
+    shape (e.g. ``[n_agents]`` here, which would broadcast to ``[..., n_agents, n_agents]``) is a ``ValueError``.
 
     Example:
         >>> v = torch.zeros(4, 1)  # [T, 1]
@@ -51,34 +54,24 @@ def generalized_advantage_estimate(
     if len(set(shapes)) != 1:
         raise ValueError(f"state_value, next_state_value, reward, done, terminated must have one shape, got {shapes}; "
                          "broadcast team-shared signals first (broadcast_to_agents), or use mappo_gae.")
-    dtype = next_state_value.dtype
-    not_done, not_terminated = (~done.bool()).to(dtype), (~terminated.bool()).to(dtype)
-    delta = reward + (gamma * not_terminated * next_state_value) - state_value
-    discount = (lmbda * gamma * not_done).movedim(time_dim, 0)
-    delta = delta.movedim(time_dim, 0)
+    for name, c in (("gamma", gamma), ("lmbda", lmbda)):
+        if isinstance(c, torch.Tensor) and torch.broadcast_shapes(c.shape, state_value.shape) != state_value.shape:
+            raise ValueError(f"{name} of shape {tuple(c.shape)} would broadcast the values {tuple(state_value.shape)} to "
+                             f"{tuple(torch.broadcast_shapes(c.shape, state_value.shape))}: give it as a number or a shape that "
+                             "broadcasts to the values' (per agent: [n_agents, 1]), or use mappo_gae (which takes [n_agents]).")
+    done, terminated = done.bool(), terminated.bool()
+    # select, do not multiply: a next value after a termination (NaN, inf) is never read
+    delta = reward + (gamma * next_state_value).masked_fill(terminated, 0.0) - state_value
+    discount = (lmbda * gamma * (~done).to(next_state_value.dtype)).movedim(time_dim, 0)
+    delta, cut = delta.movedim(time_dim, 0), done.movedim(time_dim, 0)
     advantage = torch.empty_like(delta)
-    prev = 0
-    for t in reversed(range(delta.shape[0])):
-        prev = advantage[t] = delta[t] + prev * discount[t]
+    if delta.shape[0]:
+        advantage[-1] = delta[-1]
+    for t in reversed(range(delta.shape[0] - 1)):
+        later = advantage[t + 1].masked_fill(cut[t], 0.0)  # an episode's end: nothing after it is read (NaN, inf)
+        torch.add(delta[t], later.mul_(discount[t]), out=advantage[t])
     advantage = advantage.movedim(0, time_dim)
     return advantage, advantage + state_value
-
-
-def per_agent_coefficient(x: Coefficient, value: torch.Tensor, *, name: str) -> Coefficient:
-    """A number, or a tensor ``[]``, ``[n_agents]`` or ``[n_agents, 1]``, as something that broadcasts over ``value``
-    ``[*B, n_agents, 1]`` agent by agent.
-
-    Example:
-        >>> per_agent_coefficient(torch.tensor([0.9, 0.5]), torch.zeros(8, 2, 1), name="gamma").shape
-        torch.Size([2, 1])
-    """
-    if not isinstance(x, torch.Tensor) or x.ndim == 0:
-        return x
-    n_agents = value.shape[-2]
-    if x.shape in ((n_agents,), (n_agents, 1)):
-        return x.reshape(n_agents, 1)
-    raise ValueError(f"{name} must be a number or per agent ([n_agents] or [n_agents, 1], n_agents={n_agents}), "
-                     f"got shape {tuple(x.shape)}.")
 
 
 def episode_flags(value: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor | None = None,
@@ -126,7 +119,8 @@ def mappo_gae(
         time_limit_bootstrap: bootstrap from ``V(s')`` on truncation (else truncation = termination).
         standardize: ``(A − mean) / (std + 1e-8)`` per agent over the batch (:func:`standardize_per_agent`); the
             value targets are never standardized.
-        alive: ``[*B, T, n_agents]`` bools: the standardization counts these entries only.
+        alive: ``[*B, T, n_agents]`` bools (another dtype is a ``TypeError``): the standardization counts these entries
+            only (a NaN advantage of a dead agent-step changes no other entry).
         reduce: sum over data-parallel processes (global statistics for the standardization).
 
     Example:
@@ -141,6 +135,8 @@ def mappo_gae(
         raise ValueError(f"next_value shape {tuple(next_value.shape)} != value shape {tuple(value.shape)} ([*B, T, n_agents, 1]).")
     if alive is not None and alive.shape != value.shape[:-1]:
         raise ValueError(f"alive mask has shape {tuple(alive.shape)}; expected {tuple(value.shape[:-1])} ([*B, T, n_agents]).")
+    if alive is not None:
+        check_mask(alive, "alive")
     reward = broadcast_to_agents(reward, value, name="reward")  # raises unless team-shared or shaped like the values
     done, terminated = episode_flags(value, terminated, truncated, done, time_limit_bootstrap=time_limit_bootstrap)
     gamma, lmbda = per_agent_coefficient(gamma, value, name="gamma"), per_agent_coefficient(lmbda, value, name="lmbda")

@@ -3,15 +3,19 @@ the approximate KL and the KL early stop.
 
 Shapes follow TorchRL's multi-agent layout: log-probabilities and entropies ``[*B, n_agents]``, advantages and values
 ``[*B, n_agents, 1]``, the alive mask ``[*B, n_agents]`` (bool). Coefficients are numbers or per agent
-(``[n_agents, 1]`` tensors). :func:`mappo_loss` is what :class:`mappo_td.MAPPOLoss` computes once its networks ran.
+(``[n_agents, 1]`` tensors; :func:`mappo_loss` also takes ``[n_agents]``, see
+:func:`~mappo_td.functional.reductions.per_agent_coefficient`). :func:`mappo_loss` is what :class:`mappo_td.MAPPOLoss`
+computes once its networks ran.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from mappo_td.defaults import VALUE_CLIP_FORMS, VALUE_LOSSES
-from mappo_td.functional.reductions import batch_mean, masked_std_mean, non_agent_dims
+from mappo_td.functional.reductions import batch_mean, check_mask, masked_std_mean, non_agent_dims, per_agent_coefficient
 
 Coefficient = float | torch.Tensor
 
@@ -123,8 +127,10 @@ def explained_variance(value_target: torch.Tensor, value: torch.Tensor, mask: to
 
 
 def check_loss_shapes(log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantage: torch.Tensor, value: torch.Tensor,
-                      old_value: torch.Tensor, value_target: torch.Tensor, alive: torch.Tensor | None = None) -> None:
-    """Raise ``ValueError`` (saying what is expected) unless the inputs of :func:`mappo_loss` have matching shapes.
+                      old_value: torch.Tensor, value_target: torch.Tensor, alive: torch.Tensor | None = None,
+                      entropy: torch.Tensor | None = None) -> None:
+    """Raise ``ValueError`` (saying what is expected) unless the inputs of :func:`mappo_loss` have matching shapes
+    (``entropy`` and ``alive``, when given, ``[*B, n_agents]`` like the log-probs), ``TypeError`` unless ``alive`` is bool.
 
     Example:
         >>> v = torch.zeros(8, 3, 1)
@@ -145,6 +151,41 @@ def check_loss_shapes(log_prob: torch.Tensor, old_log_prob: torch.Tensor, advant
         raise ValueError(f"the critic's output {tuple(value.shape)} does not match value_target {tuple(value_target.shape)}.")
     if alive is not None and alive.shape != old_log_prob.shape:
         raise ValueError(f"alive mask has shape {tuple(alive.shape)}; expected {tuple(old_log_prob.shape)} ([*B, n_agents], like log_prob).")
+    if alive is not None:
+        check_mask(alive, "alive")
+    if entropy is not None and entropy.shape != old_log_prob.shape:
+        raise ValueError(f"entropy has shape {tuple(entropy.shape)}; expected {tuple(old_log_prob.shape)} ([*B, n_agents], like log_prob).")
+
+
+def _coefficients(advantage: torch.Tensor, **coefficients: Coefficient) -> tuple[Coefficient, ...]:
+    """The loss coefficients as they broadcast over ``advantage`` ``[*B, n_agents, 1]`` (per agent ``[n_agents, 1]``); a
+    Python number ``ratio_clip`` / ``value_clip`` below 0 or ``huber_delta`` not above 0 is a ``ValueError`` (tensors
+    are not read: no host sync)."""
+    for name, x in coefficients.items():
+        strict = name == "huber_delta"
+        if name in ("ratio_clip", "value_clip", "huber_delta") and not isinstance(x, torch.Tensor) and not (x > 0 if strict else x >= 0):
+            raise ValueError(f"{name} must be {'> 0' if strict else '>= 0'}, got {x!r}.")
+    return tuple(per_agent_coefficient(x, advantage, name=name) for name, x in coefficients.items())
+
+
+def _select_alive(alive: torch.Tensor | None, *xs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``xs`` with 0 where ``alive`` is false: selected, not multiplied, so a NaN or inf of a dead agent-step reaches no
+    term and no gradient (``xs`` unchanged without a mask)."""
+    if alive is None:
+        return xs
+    dead = ~alive
+    return tuple(x.masked_fill(dead, 0.0) for x in xs)
+
+
+def _batch_mean_fn(mask: torch.Tensor | None, like: torch.Tensor, per_agent: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``x ↦ batch_mean(x, mask, per_agent=per_agent)`` for ``x`` shaped like ``like`` whose masked-out entries were
+    selected out of the inputs already (finite): the mask's float and count are computed once for every term."""
+    if mask is None:
+        return lambda x: batch_mean(x, per_agent=per_agent)
+    dims = non_agent_dims(like) if per_agent else list(range(like.ndim))
+    m = mask.expand_as(like).to(like.dtype)
+    count = m.sum(dim=dims).clamp_min(1.0)
+    return lambda x: ((x * m).sum(dim=dims) / count).squeeze(-1) if per_agent else (x * m).sum(dim=dims) / count
 
 
 def mappo_loss(
@@ -160,8 +201,10 @@ def mappo_loss(
 
     Inputs: ``log_prob`` (the policy now, with gradient), ``old_log_prob`` (at collection) and ``entropy`` ``[*B, n_agents]``;
     ``advantage``, ``value`` (the critic now), ``old_value`` (at collection), ``value_target`` ``[*B, n_agents, 1]``.
-    ``alive`` ``[*B, n_agents]``: the policy, entropy and diagnostic terms (``policy_alive_mask``) and the value terms
-    (``value_alive_mask``) average over alive agent-steps only. ``per_agent``: every term is ``[n_agents]``.
+    ``alive`` ``[*B, n_agents]`` (bool): the policy, entropy and diagnostic terms (``policy_alive_mask``) and the value
+    terms (``value_alive_mask``) average over alive agent-steps only; dead ones are selected out before any arithmetic
+    (a NaN there changes no term, no gradient). ``per_agent``: every term is ``[n_agents]``. Coefficients: numbers
+    (``ratio_clip``, ``value_clip`` ≥ 0, ``huber_delta`` > 0) or per agent, ``[n_agents]`` or ``[n_agents, 1]``.
 
     Returns ``loss_objective`` (−mean min(A·ρ, A·clip(ρ, 1±c))), ``loss_critic`` (value_loss_scale · mean of
     :func:`critic_loss`), ``loss_entropy`` (−entropy_loss_scale · mean H), and the detached ``kl_approx``,
@@ -175,13 +218,19 @@ def mappo_loss(
         >>> {k: round(float(x), 4) for k, x in out.items()}
         {'loss_objective': -1.0, 'loss_critic': 17.5, 'loss_entropy': -0.0069, 'kl_approx': 0.0, 'clip_fraction': 0.0, 'entropy': 0.69, 'explained_variance': 0.0}
     """
-    check_loss_shapes(log_prob, old_log_prob, advantage, value, old_value, value_target, alive)
+    check_loss_shapes(log_prob, old_log_prob, advantage, value, old_value, value_target, alive, entropy)
+    ratio_clip, value_clip, entropy_loss_scale, value_loss_scale, huber_delta = _coefficients(
+        advantage, ratio_clip=ratio_clip, value_clip=value_clip, entropy_loss_scale=entropy_loss_scale,
+        value_loss_scale=value_loss_scale, huber_delta=huber_delta)
     alive = None if alive is None else alive.unsqueeze(-1)
     p_alive, v_alive = (alive if policy_alive_mask else None), (alive if value_alive_mask else None)
-    log_ratio = (log_prob - old_log_prob).unsqueeze(-1)
+    log_ratio, entropy = (log_prob - old_log_prob).unsqueeze(-1), entropy.unsqueeze(-1)
+    log_ratio, advantage, entropy = _select_alive(p_alive, log_ratio, advantage, entropy)
+    value, old_value, value_target = _select_alive(v_alive, value, old_value, value_target)
+    p_mean = _batch_mean_fn(p_alive, advantage, per_agent)
+    v_mean = p_mean if v_alive is p_alive else _batch_mean_fn(v_alive, advantage, per_agent)
     ratio = log_ratio.exp()
     surrogate = clipped_surrogate(advantage, ratio, ratio_clip)
-    entropy = entropy.unsqueeze(-1)
     loss, prediction = critic_loss(value, old_value, value_target, value_loss=value_loss, huber_delta=huber_delta,
                                    clip_predicted_values=clip_predicted_values, value_clip=value_clip, value_clip_form=value_clip_form)
     with torch.no_grad():
@@ -189,11 +238,11 @@ def mappo_loss(
         clipped = ((ratio - 1).abs() > ratio_clip).float()
         ev = explained_variance(value_target, prediction, v_alive, per_agent=per_agent)
     return {
-        "loss_objective": -batch_mean(surrogate, p_alive, per_agent=per_agent),
-        "loss_critic": batch_mean(value_loss_scale * loss, v_alive, per_agent=per_agent),
-        "loss_entropy": -batch_mean(entropy_loss_scale * entropy, p_alive, per_agent=per_agent),
-        "kl_approx": batch_mean(kl, p_alive, per_agent=per_agent),
-        "clip_fraction": batch_mean(clipped, p_alive, per_agent=per_agent),
-        "entropy": batch_mean(entropy.detach(), p_alive, per_agent=per_agent),
+        "loss_objective": -p_mean(surrogate),
+        "loss_critic": v_mean(value_loss_scale * loss),
+        "loss_entropy": -p_mean(entropy_loss_scale * entropy),
+        "kl_approx": p_mean(kl),
+        "clip_fraction": p_mean(clipped),
+        "entropy": p_mean(entropy.detach()),
         "explained_variance": ev,
     }

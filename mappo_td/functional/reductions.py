@@ -1,7 +1,9 @@
 """Broadcasting team signals to agents, and the one set of (optionally masked) reductions that the loss and GAE share.
 
 A mask is a bool tensor broadcastable to the reduced tensor, ``True`` where an entry counts (an alive agent-step);
-``None`` counts every entry. ``reduce`` sums a tensor over data-parallel processes (e.g.
+``None`` counts every entry. Masked-out entries are left out by selection (``torch.where``), not by multiplying with
+the mask: a NaN or inf there changes neither the result nor the gradient of the entries that count. A mask of another
+dtype (float weights such as 0.5) is refused. ``reduce`` sums a tensor over data-parallel processes (e.g.
 ``torch.distributed.all_reduce``): statistics are then those of every process's data together, with no host sync.
 """
 
@@ -47,24 +49,59 @@ def broadcast_to_agents(signal: torch.Tensor, value: torch.Tensor, *, name: str 
     )
 
 
-def masked_mean(x: torch.Tensor, mask: torch.Tensor | None = None, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> torch.Tensor:
-    """Mean of ``x`` over ``dim`` (all dims when ``None``) counting only entries where ``mask`` (broadcast to ``x``) is true.
+def check_mask(mask: torch.Tensor, name: str = "mask") -> None:
+    """Raise ``TypeError`` unless ``mask`` is a bool tensor (float weights such as 0.5 are not masks).
 
     Example:
-        >>> x = torch.tensor([1.0, 2.0, 3.0, 100.0])
+        >>> check_mask(torch.tensor([1.0, 0.5]), "alive")
+        Traceback (most recent call last):
+        ...
+        TypeError: alive must be a bool tensor (True where an entry counts), got dtype torch.float32; a float mask such as 0.5 is not a weight here: pass mask > 0 or mask.bool().
+    """
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        raise TypeError(f"{name} must be a bool tensor (True where an entry counts), got "
+                        f"{f'dtype {mask.dtype}' if isinstance(mask, torch.Tensor) else type(mask).__name__}; "
+                        "a float mask such as 0.5 is not a weight here: pass mask > 0 or mask.bool().")
+
+
+def per_agent_coefficient(x: float | torch.Tensor, value: torch.Tensor, *, name: str) -> float | torch.Tensor:
+    """A number, or a tensor ``[]``, ``[n_agents]`` or ``[n_agents, 1]``, as something that broadcasts over ``value``
+    ``[*B, n_agents, 1]`` agent by agent (``[n_agents, 1]``); any other shape is a ``ValueError``.
+
+    Example:
+        >>> per_agent_coefficient(torch.tensor([0.9, 0.5]), torch.zeros(8, 2, 1), name="gamma").shape
+        torch.Size([2, 1])
+    """
+    if not isinstance(x, torch.Tensor) or x.ndim == 0:
+        return x
+    n_agents = value.shape[-2]
+    if x.shape in ((n_agents,), (n_agents, 1)):
+        return x.reshape(n_agents, 1)
+    raise ValueError(f"{name} must be a number or per agent ([n_agents] or [n_agents, 1], n_agents={n_agents}), "
+                     f"got shape {tuple(x.shape)}.")
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor | None = None, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> torch.Tensor:
+    """Mean of ``x`` over ``dim`` (all dims when ``None``) counting only entries where the bool ``mask`` (broadcast to
+    ``x``) is true; masked-out entries are not read (a NaN there changes nothing). No entry counted: 0.
+
+    Example:
+        >>> x = torch.tensor([1.0, 2.0, 3.0, float("nan")])
         >>> masked_mean(x, torch.tensor([True, True, True, False]))
         tensor(2.)
     """
     if mask is None:
         return x.mean() if dim is None else x.mean(dim=dim, keepdim=keepdim)
-    m = mask.expand_as(x).to(x.dtype)
+    check_mask(mask)
     dims = tuple(range(x.ndim)) if dim is None else dim
-    return (x * m).sum(dim=dims, keepdim=keepdim) / m.sum(dim=dims, keepdim=keepdim).clamp_min(1.0)
+    count = mask.expand_as(x).sum(dim=dims, keepdim=keepdim, dtype=x.dtype)
+    return torch.where(mask, x, 0.0).sum(dim=dims, keepdim=keepdim) / count.clamp_min(1.0)
 
 
 def masked_std_mean(x: torch.Tensor, mask: torch.Tensor | None, dim: Sequence[int], keepdim: bool = True,
                     reduce: Reduce | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``torch.std_mean`` (unbiased) over ``dim``, counting only entries where ``mask`` is true.
+    """``torch.std_mean`` (unbiased) over ``dim``, counting only entries where the bool ``mask`` is true (masked-out
+    entries are not read).
 
     With ``reduce`` the statistics are those of the concatenation of every process's ``x``
     (counts, sums and squared deviations are reduced).
@@ -79,10 +116,13 @@ def masked_std_mean(x: torch.Tensor, mask: torch.Tensor | None, dim: Sequence[in
     dim = list(dim)
     if mask is None and reduce is None:
         return torch.std_mean(x, dim=dim, keepdim=keepdim)
+    if mask is not None:
+        check_mask(mask)
+        x = x.masked_fill(~mask, 0.0)  # masked-out entries are not read (a NaN there changes nothing)
     m = torch.ones_like(x) if mask is None else mask.expand_as(x).to(x.dtype)
     reduce = reduce or (lambda t: t)
     n = reduce(m.sum(dim=dim, keepdim=True))
-    mean = reduce((x * m).sum(dim=dim, keepdim=True)) / n.clamp_min(1.0)
+    mean = reduce(x.sum(dim=dim, keepdim=True)) / n.clamp_min(1.0)
     var = reduce(((x - mean).pow(2) * m).sum(dim=dim, keepdim=True)) / (n - 1).clamp_min(1.0)
     if not keepdim:
         mean, var = mean.squeeze(dim), var.squeeze(dim)

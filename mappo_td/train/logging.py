@@ -33,7 +33,8 @@ def new_run_dir(cfg: TrainConfig) -> Path:
 
 class RunLogger:
     """Writes one run's outputs under ``run_dir``: ``config.json``/``config.yaml``, ``tensorboard/``,
-    ``progress.csv``, W&B when ``experiment.wandb``; ``checkpoints/`` is made for the checkpoints.
+    ``progress.csv``, W&B when ``experiment.wandb``; ``checkpoints/`` is made for the checkpoints. With
+    ``experiment.write_interval`` 0 (writing off, as skrl's 0) no row writer is made and :meth:`write` writes nothing.
     ``purge_step`` (a resumed run: the checkpoint's timestep + 1) hides the TensorBoard events an earlier
     session wrote from that step on, so no step shows twice (the CSV is cut by :func:`prepare_resume`).
 
@@ -56,10 +57,11 @@ class RunLogger:
             (self.run_dir / "config.yaml").write_text(yaml.safe_dump(json.loads(text), sort_keys=False))
         except ImportError:
             pass
-        self._tb = _tensorboard(self.run_dir, purge_step)
-        self._wandb = None
         x = cfg.mappo.experiment
-        if x.wandb:
+        self.writing = x.write_interval > 0
+        self._tb = _tensorboard(self.run_dir, purge_step) if self.writing else None
+        self._wandb = None
+        if x.wandb and self.writing:
             try:
                 import wandb  # noqa: F401
             except ImportError:
@@ -70,7 +72,9 @@ class RunLogger:
         self.csv_path = self.run_dir / "progress.csv"
 
     def write(self, row: dict[str, Any]) -> None:
-        """Log every finite number of ``row`` at step ``row["timestep"]``, and append it to the CSV."""
+        """Log every finite number of ``row`` at step ``row["timestep"]``, and append it to the CSV (nothing when writing is off)."""
+        if not self.writing:
+            return
         for k, v in row.items():
             if k != "timestep" and isinstance(v, float) and math.isfinite(v):
                 self._tb.log_scalar(k, v, step=row["timestep"])
@@ -83,7 +87,7 @@ class RunLogger:
         codec needed), and the whole episode as a W&B video when W&B is on."""
         import numpy as np
 
-        if not frames:
+        if not frames or not self.writing:
             return
         picks = [frames[i] for i in np.linspace(0, len(frames) - 1, min(8, len(frames))).astype(int)]
         stride = max(1, picks[0].shape[0] // 256)
@@ -96,7 +100,8 @@ class RunLogger:
 
     def close(self) -> None:
         """Flush TensorBoard."""
-        self._tb.experiment.flush()
+        if self._tb is not None:
+            self._tb.experiment.flush()
 
 
 def _tensorboard(run_dir: Path, purge_step: int | None) -> Any:

@@ -40,6 +40,23 @@ def clip_grad_norm_per_agent(params: Sequence[nn.Parameter], max_norm: torch.Ten
     return norms
 
 
+def clip_grad_norm(params: Sequence[nn.Parameter], max_norm: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """``torch.nn.utils.clip_grad_norm_`` with ``max_norm`` a tensor, read on the device: torch's reads it with
+    ``float()`` (a device-to-host read every step on CUDA). Returns the total norm.
+
+    Example:
+        >>> p = nn.Parameter(torch.zeros(3)); p.grad = torch.tensor([3.0, 4.0, 0.0])
+        >>> clip_grad_norm([p], torch.tensor(1.0)), p.grad
+        (tensor(5.), tensor([0.6000, 0.8000, 0.0000]))
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    norm = torch.nn.utils.get_total_norm(grads)
+    coef = (max_norm / (norm + eps)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(coef)
+    return norm
+
+
 class KLAdaptiveLR:
     """skrl's KL-adaptive learning rate, on a device tensor (one rate, or one per agent).
 
@@ -133,7 +150,7 @@ class GroupOptimizer:
             if not self.share_params:
                 clip_grad_norm_per_agent(self.params, self.grad_norm_clip)
             else:
-                torch.nn.utils.clip_grad_norm_(self.params, self.grad_norm_clip)
+                clip_grad_norm(self.params, self.grad_norm_clip)
         if self.native and keep_updating is None:
             self.adam.step()
             return
