@@ -117,9 +117,7 @@ class BatchedPettingZooEnv(EnvBase):
         return self._out(reset=True)
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
-        for g in self.group_map:
-            self._act.get((g, "action")).copy_(tensordict.get((g, "action")))
-        self._tasks.step()
+        self.step_buffers({g: tensordict.get((g, "action")) for g in self.group_map})
         return self._out()
 
     def step_buffers(self, actions: dict[str, torch.Tensor]) -> dict:
