@@ -126,19 +126,18 @@ class TensorRollout:
         if self._carrier is None:
             self._carrier = self.env.reset()
         root = dict(self._carrier.items(True, True))
-        out = leaves = None
+        out = None
         with torch.no_grad(), set_exploration_type(ExplorationType.RANDOM):
             for t in range(self.steps):
                 values = dict(root)
                 self._act(values)
                 nxt = self._next(root, values, self.base.step_buffers({g: values[g, "action"] for g in self.base.group_map}))
                 if out is None:
-                    out, leaves = self._allocate(values, nxt)
-                for k, v in values.items():
-                    if not _is_next(k):
-                        leaves[k][:, t] = v
-                for k, v in nxt.items():
-                    leaves[("next", *_key(k))][:, t] = v
+                    out, root_leaves, next_leaves = self._allocate(values, nxt)
+                for k, buf in root_leaves.items():
+                    buf[:, t] = values[k]
+                for k, buf in next_leaves.items():
+                    buf[:, t] = nxt[k]
                 root = {k: nxt.get(k, v) for k, v in root.items()}  # TorchRL's step_mdp: "next" becomes the root, rewards left out
                 if root["done"].any():  # a host read, as TorchRL's step_and_maybe_reset makes (the tasks step on the host anyway)
                     self._carrier.update(root)
@@ -147,25 +146,28 @@ class TensorRollout:
             self._carrier.update(root)
         return out
 
-    def _allocate(self, values: dict, nxt: dict) -> tuple[TensorDictBase, dict]:
-        """The output TensorDict ``[num_envs, steps]``, its sub-TensorDicts sized as the carrier's, and its leaves by key."""
+    def _allocate(self, values: dict, nxt: dict) -> tuple[TensorDictBase, dict, dict]:
+        """The output TensorDict ``[num_envs, steps]``, its sub-TensorDicts sized as the carrier's, and its leaves: by
+        the key of a step's values (the root entries), and by the key of a step's ``"next"`` entries."""
         n = self.base.batch_size[0]
         out = TensorDict({}, [n, self.steps])
-        leaves = {}
-        items = [(k, v) for k, v in values.items() if not _is_next(k)]
-        items += [(("next", *_key(k)), v) for k, v in nxt.items()]
-        for key, v in items:
-            key = _key(key)
-            for i in range(1, len(key)):
-                sub = key[:i]
-                if sub not in out.keys(True):
-                    inner = sub[1:] if sub[0] == "next" else sub
-                    like = self._carrier.get(inner, None) if inner else None
-                    extra = like.batch_size[1:] if isinstance(like, TensorDictBase) else ()
-                    out.set(sub, TensorDict({}, [n, self.steps, *extra]))
-            leaves[key if len(key) > 1 else key[0]] = buf = torch.empty((n, self.steps, *v.shape[1:]), dtype=v.dtype)
-            out.set(key, buf)
-        return out, leaves
+        root_leaves = {k: self._leaf(out, _key(k), v) for k, v in values.items() if not _is_next(k)}
+        next_leaves = {k: self._leaf(out, ("next", *_key(k)), v) for k, v in nxt.items()}
+        return out, root_leaves, next_leaves
+
+    def _leaf(self, out: TensorDictBase, key: tuple, v: torch.Tensor) -> torch.Tensor:
+        """An empty ``[num_envs, steps, ...]`` buffer like ``v`` set at ``key`` of ``out`` (sub-TensorDicts made as needed)."""
+        n = self.base.batch_size[0]
+        for i in range(1, len(key)):
+            sub = key[:i]
+            if sub not in out.keys(True):
+                inner = sub[1:] if sub[0] == "next" else sub
+                like = self._carrier.get(inner, None) if inner else None
+                extra = like.batch_size[1:] if isinstance(like, TensorDictBase) else ()
+                out.set(sub, TensorDict({}, [n, self.steps, *extra]))
+        buf = torch.empty((n, self.steps, *v.shape[1:]), dtype=v.dtype)
+        out.set(key, buf)
+        return buf
 
 
 def _key(k: Any) -> tuple:
