@@ -8,7 +8,7 @@ where the task has one, and the ``info`` entries. It steps the tasks directly an
 each entry into preallocated arrays, converting to tensors once per step (TorchRL's path
 encodes every agent's entry on its own and pays a sub-env's bookkeeping per env). With
 ``num_workers=K > 1``, K processes each step their share of the envs into the same arrays,
-held in shared memory (:class:`~mappo_td.pettingzoo_pool.WorkerPool`); the stepping itself is :class:`~mappo_td.pettingzoo_arrays.Tasks`.
+held in shared memory (``WorkerPool``); the stepping itself is ``Tasks``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class BatchedPettingZooEnv(EnvBase):
     from the step's dicts is dead: zero observation and reward, ``mask`` false. ``set_seed(s)`` seeds env 0
     with ``s`` and each next env with TorchRL's next seed, as ``SerialEnv`` does. ``num_workers`` > 1: that many
     processes step the envs (forked; where a platform only spawns, ``make`` must be picklable by cloudpickle); ``pool`` is then
-    the :class:`~mappo_td.pettingzoo_pool.WorkerPool`, else ``None``.
+    the ``WorkerPool``, else ``None``.
 
     Example:
         >>> from mpe2 import simple_spread_v3
@@ -89,7 +89,7 @@ class BatchedPettingZooEnv(EnvBase):
         self.done_spec = probe.full_done_spec.expand(n, *probe.full_done_spec.shape).to(self.device)
 
     def arrays(self, buf: TensorDictBase, act: TensorDictBase) -> tuple[dict, dict]:
-        """numpy views of an output buffer (every leaf by key) and of an action buffer (by group), which :class:`Tasks` writes and reads."""
+        """numpy views of an output buffer (every leaf by key) and of an action buffer (by group), which ``Tasks`` writes and reads."""
         return ({k: v.numpy() for k, v in buf.items(include_nested=True, leaves_only=True)},
                 {g: act.get((g, "action")).numpy() for g in self.group_map})
 

@@ -1,5 +1,5 @@
 """``mappo-td``: train (default: MAPPO on VMAS navigation), resume, evaluate, plot; the commands and examples are
-:data:`mappo_td.cli_parser.USAGE` (``mappo-td --help``), the parser :func:`mappo_td.cli_parser.build_parser`.
+``mappo_td.cli_parser.USAGE`` (``mappo-td --help``), the parser :func:`mappo_td.cli_parser.build_parser`.
 """
 
 from __future__ import annotations

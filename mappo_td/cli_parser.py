@@ -12,7 +12,8 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from mappo_td.config import FAST_MODES, PRESETS, EnvConfig, ExperimentConfig, MAPPOConfig, ModelConfig, TrainConfig, did_you_mean
+from mappo_td.config import FAST_MODES, PRESETS, did_you_mean
+from mappo_td.config.reference import CONFIG_SECTIONS, field_default, flag_name
 
 USAGE = """``mappo-td``: train (default: MAPPO on VMAS navigation), resume, evaluate.
 
@@ -28,12 +29,7 @@ USAGE = """``mappo-td``: train (default: MAPPO on VMAS navigation), resume, eval
     torchrun --nproc-per-node 4 $(which mappo-td) train --num-envs 1024   # data parallel: 4 x 1024 envs, one model
 """
 
-FLAG_GROUPS = (("MAPPO (skrl's MAPPO_DEFAULT_CONFIG keys)", MAPPOConfig, ("mappo",)), ("experiment", ExperimentConfig, ("mappo", "experiment")),
-            ("environment", EnvConfig, ("env",)), ("model", ModelConfig, ("model",)), ("run", TrainConfig, ()))
-
-
-def _flag(f: dataclasses.Field) -> str:
-    return "--" + f.metadata.get("key", f.name).replace("_", "-")
+FLAG_GROUPS = CONFIG_SECTIONS  # one flag group per section of the configuration tree
 
 
 def _parse_value(text: str) -> Any:
@@ -75,22 +71,22 @@ def _add_fields(parser: argparse.ArgumentParser) -> None:
         for f in dataclasses.fields(cls):
             if "help" not in f.metadata or f.metadata.get("cli") is False:
                 continue
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            default = field_default(f)
             helptext = f.metadata["help"] + _shown_default(f, default)
             dest, hint = f"{cls.__name__}.{f.name}", hints[f.name]
             if hint is bool or hint == bool | None:
-                group.add_argument(_flag(f), dest=dest, action=argparse.BooleanOptionalAction, default=None, help=helptext)
+                group.add_argument(flag_name(f), dest=dest, action=argparse.BooleanOptionalAction, default=None, help=helptext)
             elif hint is int:
                 auto = f.metadata.get("auto")  # skrl's "auto", resolved with the run's timesteps (TrainConfig.from_dict)
-                group.add_argument(_flag(f), dest=dest, type=_int_or_auto if auto else int, default=None,
+                group.add_argument(flag_name(f), dest=dest, type=_int_or_auto if auto else int, default=None,
                                    metavar="N|auto" if auto else "N", help=helptext)
             elif hint is list:
-                group.add_argument(_flag(f), dest=dest, type=int, nargs="+", default=None, metavar="N", help=helptext)
+                group.add_argument(flag_name(f), dest=dest, type=int, nargs="+", default=None, metavar="N", help=helptext)
             elif "choices" in f.metadata:
-                group.add_argument(_flag(f), dest=dest, choices=f.metadata["choices"], default=None, help=helptext)
+                group.add_argument(flag_name(f), dest=dest, choices=f.metadata["choices"], default=None, help=helptext)
             else:
                 metavar = "X|JSON" if f.metadata.get("per_agent") else _METAVARS.get(hint, "JSON" if "JSON" in helptext else "NAME")
-                group.add_argument(_flag(f), dest=dest, type=_parse_value, default=None, metavar=metavar, help=helptext)
+                group.add_argument(flag_name(f), dest=dest, type=_parse_value, default=None, metavar=metavar, help=helptext)
 
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -101,7 +101,7 @@ def group_map(env: EnvBase) -> dict[str, list[str]]:
 def make_env(cfg: EnvConfig, device: torch.device | str = "cpu", seed: int = 0, num_envs: int | None = None,
              render: bool = False) -> EnvBase:
     """Build the environment described by ``cfg`` (``num_envs`` overrides ``cfg.num_envs``; ``render``: PettingZoo tasks
-    are made with ``render_mode="rgb_array"``, for :func:`~mappo_td.train.render.render_frame`; VMAS renders on demand).
+    are made with ``render_mode="rgb_array"``, for ``render_frame``; VMAS renders on demand).
 
     Example:
         >>> env = make_env(EnvConfig(num_envs=4, max_steps=10))

@@ -95,7 +95,7 @@ def capture(fn: Callable, *, warmup: int = 3, out_keys: Sequence[Any] | None = N
 
 
 def accelerate(fn: Callable, mode: str, *, out_keys: Sequence[Any] | None = None) -> Callable:
-    """``fn`` as is (``"off"``), ``torch.compile``d (``"compile"``), or compiled then captured (``"cudagraphs"``).
+    """``fn`` as is (``"off"``), compiled with ``torch.compile`` (``"compile"``), or compiled then captured (``"cudagraphs"``).
 
     Example:
         >>> accelerate(torch.tanh, "off") is torch.tanh

@@ -65,7 +65,7 @@ def _work(conn, make_blob: bytes, buf, act, share: range, layout: tuple) -> None
 class WorkerPool:
     """``num_workers`` processes stepping ``env``'s envs (built by ``make`` in each worker) into ``env``'s shared buffers.
 
-    The same interface as :class:`~mappo_td.pettingzoo_arrays.Tasks`: ``seed``, ``reset(ids)``, ``step()``, ``close()``;
+    The same interface as ``Tasks``: ``seed``, ``reset(ids)``, ``step()``, ``close()``;
     ``processes`` are the workers, ``shares`` the envs each steps.
 
     Example:

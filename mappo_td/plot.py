@@ -54,7 +54,7 @@ class Curve:
 
     @property
     def markers(self) -> bool:
-        """Whether the curve is drawn with a marker at each point (few points: a line alone could be invisible)."""
+        """Whether the curve is drawn with a marker at each point (with few points a line alone could be invisible)."""
         return len(self.x) <= MARKER_POINTS
 
 

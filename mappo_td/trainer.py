@@ -1,7 +1,7 @@
 """``MAPPOTrainer``: a small facade over the training units in :mod:`mappo_td.train`.
 
 Build (:func:`~mappo_td.train.learner.build_learner`), train
-(:func:`~mappo_td.train.loop.train`), evaluate (:func:`~mappo_td.train.evaluate.evaluate`),
+(``train``), evaluate (:func:`~mappo_td.train.evaluate`),
 save and restore (:mod:`~mappo_td.train.checkpoint`). The trainer holds the
 :class:`~mappo_td.train.learner.Learner` and the run folder, nothing else.
 """
@@ -114,11 +114,11 @@ class MAPPOTrainer:
         return self._lock.run_dir
 
     def evaluate(self, episodes: int = 10, render: str | None = None, env: EnvBase | None = None) -> dict[str, float]:
-        """Mean return of the deterministic policy over ``episodes`` episodes (see :func:`mappo_td.train.evaluate.evaluate`)."""
+        """Mean return of the deterministic policy over ``episodes`` episodes (see :func:`mappo_td.train.evaluate`)."""
         return evaluate(self.learner, episodes, render=render, env=env)
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly (see :func:`mappo_td.train.checkpoint.learner_state`)."""
+        """Everything needed to continue exactly (see ``mappo_td.train.checkpoint.learner_state``)."""
         return learner_state(self.learner)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -149,7 +149,7 @@ class MAPPOTrainer:
         ``overrides`` (a config dict, merged over the saved one) can extend the run, e.g. ``{"timesteps": 10_000}``.
         :meth:`train` then continues in the checkpoint's run folder, which it refuses when later checkpoints are there,
         unless ``fork`` (a new run folder beside it, by name) or ``overwrite_later`` (see
-        :func:`mappo_td.train.logging.prepare_resume`). What may change from the checkpoint's config, and how: see
+        ``mappo_td.train.logging.prepare_resume``). What may change from the checkpoint's config, and how: see
         :mod:`mappo_td.train.resume`; ``trainer.resume.changes`` lists the changes.
         """
         state = load_checkpoint(path)

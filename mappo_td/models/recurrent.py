@@ -94,7 +94,7 @@ class GRUBody(nn.Module):
         preprocessor: applied to the input first (e.g. a RunningStandardScaler).
         input_ndims: several inputs, flattened by these trailing dims and concatenated first (a centralized critic's).
         encoder_sizes: MLP layers before the GRU (the MAPPO reference's layout; ``hidden_sizes`` ``[]`` then makes the
-            head one Linear); ``layer_norm``: the reference's LayerNorms (:func:`~mappo_td.models.layers.norm_mlp`).
+            head one Linear); ``layer_norm``: the reference's LayerNorms (``norm_mlp``).
 
     Example:
         >>> body = GRUBody(4, 2, 3, hidden_size=8)
@@ -133,7 +133,7 @@ class GRUBody(nn.Module):
 
     @property
     def state_shape(self) -> torch.Size:
-        """The per-env shape of the hidden state: ``[n_agents, layers, hidden_size]``."""
+        """The per-env shape of the hidden state, ``[n_agents, layers, hidden_size]``."""
         return torch.Size([self.n_agents, self.layers, self.hidden_size])
 
     def _units(self, x: torch.Tensor) -> torch.Tensor:

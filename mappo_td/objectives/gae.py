@@ -64,7 +64,7 @@ class MAPPOGAE(KeyContract, ValueEstimatorBase):
         standardize: standardize the advantage per agent over the batch.
         value_network: optional critic writing ``(group, "state_value")``.
         reduce: sums a tensor over data-parallel processes (e.g.
-            :func:`mappo_td.train.distributed.all_reduce_sum`): the standardization then uses
+            ``mappo_td.train.distributed.all_reduce_sum``): the standardization then uses
             the statistics of every process's batch together.
 
     Example:

@@ -174,13 +174,13 @@ class MAPPOLoss(KeyContract, LossModule):
 
     @property
     def policy_active_masks(self) -> bool:
-        """Deprecated: :attr:`policy_alive_mask`."""
+        """Deprecated, use ``policy_alive_mask``."""
         warnings.warn("MAPPOLoss.policy_active_masks is deprecated: use policy_alive_mask.", DeprecationWarning, stacklevel=2)
         return self.policy_alive_mask
 
     @property
     def value_active_masks(self) -> bool:
-        """Deprecated: :attr:`value_alive_mask`."""
+        """Deprecated, use ``value_alive_mask``."""
         warnings.warn("MAPPOLoss.value_active_masks is deprecated: use value_alive_mask.", DeprecationWarning, stacklevel=2)
         return self.value_alive_mask
 

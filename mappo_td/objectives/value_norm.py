@@ -42,7 +42,7 @@ class RunningStandardScaler(nn.Module):
     as ``input_preprocessor`` to the policy/critic builders. While
     ``update_on_forward`` is set, every forward call also updates the statistics.
     ``reduce`` (a function summing a tensor over data-parallel processes, e.g.
-    :func:`mappo_td.train.distributed.all_reduce_sum`) makes each update merge the
+    ``mappo_td.train.distributed.all_reduce_sum``) makes each update merge the
     statistics of every process's batch together, so all processes stay equal.
 
     Example:

@@ -190,7 +190,7 @@ def build_group(cfg: TrainConfig, observation_spec: Composite, action_spec: Comp
 def build_groups(cfg: TrainConfig, observation_spec: Composite, action_spec: Composite, group_map: dict[str, list[str]],
                  device: torch.device, models: Mapping[str, Mapping[str, nn.Module]] | None = None) -> list[Group]:
     """One :class:`Group` per entry of ``group_map``; per-agent dicts may name any agent or group of the run
-    (``models``: by group, that group's own networks, see :func:`build_group`).
+    (``models``: by group, that group's own networks, see ``build_group``).
 
     Example:
         >>> from mappo_td.envs import make_env, group_map

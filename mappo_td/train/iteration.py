@@ -1,6 +1,6 @@
 """One iteration with the data in hand: rewards shaped → statistics → advantages → epochs × minibatches → log / checkpoint.
 
-:func:`learn` is that iteration, whoever collected the data: the trainer's loop (:func:`~mappo_td.train.loop.train`)
+:func:`learn` is that iteration, whoever collected the data: the trainer's loop (``train``)
 and the skrl-style agent (:meth:`mappo_td.agent.MAPPO.post_interaction`) both call it. :func:`update` is its
 learning step (advantages, then the epochs). Between log intervals nothing is read back to the host.
 """
@@ -136,7 +136,7 @@ def crossed(before: int, after: int, interval: int) -> bool:
 @dataclass
 class Session:
     """Where one training session's iterations write, and what :func:`learn` keeps between them: the run's logger
-    (rank 0's; a :class:`NullLogger` on the others), an optional evaluator and progress bar, the stop request (the
+    (rank 0's; a ``NullLogger`` on the others), an optional evaluator and progress bar, the stop request (the
     trainer's Ctrl-C), whether the envs restart after each checkpoint (the trainer's do, so that a resumed run is
     exact; the agent's belong to the user), the clocks, and the last row and checkpoint written."""
 

@@ -61,7 +61,7 @@ class Learner:
 
     @property
     def frames(self) -> int:
-        """Frames collected by every process so far: the count at ``frames_at``, then ``num_envs × world_size`` per timestep."""
+        """Frames collected by every process so far (the count at ``frames_at``, then ``num_envs × world_size`` per timestep)."""
         return self.frames_at[1] + (self.timestep - self.frames_at[0]) * self.cfg.env.num_envs * self.world_size
 
 
@@ -123,14 +123,14 @@ def sized_to(cfg: TrainConfig, env: EnvBase) -> TrainConfig:
 
 
 def build_learner(cfg: TrainConfig, env: EnvBase | None = None, models: Mapping[str, Mapping[str, nn.Module]] | None = None) -> Learner:
-    """Check (:func:`check_run`), seed, then build everything a run needs from ``cfg`` (``env``: use this TorchRL multi-agent
+    """Check (``check_run``), seed, then build everything a run needs from ``cfg`` (``env``: use this TorchRL multi-agent
     env instead of ``cfg.env``, its batch size as ``env.num_envs``;
-    ``models``: by group, ``{"policy": network, "critic": network}`` in place of the MLPs, see :func:`~mappo_td.train.build.build_group`).
+    ``models``: by group, ``{"policy": network, "critic": network}`` in place of the MLPs, see ``build_group``).
 
     Under ``torchrun`` (several processes) this joins the process group, seeds each rank's
-    environments and sampling apart (:func:`~mappo_td.train.distributed.rank_seed`), gives
+    environments and sampling apart (``rank_seed``), gives
     every rank rank 0's parameters and makes the groups data-parallel
-    (:func:`make_data_parallel`).
+    (``make_data_parallel``).
 
     Example:
         >>> lrn = build_learner(TrainConfig.from_dict({"device": "cpu", "env": {"num_envs": 2}}))

@@ -52,7 +52,7 @@ def train(learner: Learner, logger: RunLogger) -> dict[str, Any]:
     ``experiment.eval_interval`` the row also holds ``eval/return_mean`` (see
     :class:`~mappo_td.train.evaluate.PeriodicEval`); an evaluation that raises still leaves its row (NaN eval
     columns) and a checkpoint at that timestep, then its error propagates. Under torchrun every rank runs it (rows
-    count every rank's frames; rank 0's ``logger`` writes, the others' is a :class:`~mappo_td.train.logging.NullLogger`);
+    count every rank's frames; rank 0's ``logger`` writes, the others' is a ``NullLogger``);
     a failed or timed-out collective (a rank died) raises :class:`~mappo_td.train.distributed.DistributedError`.
 
     Example:

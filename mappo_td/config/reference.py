@@ -1,0 +1,138 @@
+"""The configuration reference, generated from the dataclasses' field metadata: every field's key, flag, type,
+default, range and one-line help, as the documentation's configuration page and ``mappo-td train --help`` show them.
+
+Nothing here is written by hand: the docs page is :func:`config_reference_markdown`'s output, so a field added to
+:mod:`mappo_td.config.sections` appears there (and as a flag) with no other edit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from mappo_td.config.schema import field_key
+from mappo_td.config.sections import EnvConfig, ExperimentConfig, MAPPOConfig, ModelConfig
+from mappo_td.config.train_config import TrainConfig
+
+#: The sections of the configuration tree, as (title, dataclass, path of its keys in the typed layout).
+CONFIG_SECTIONS: tuple[tuple[str, type, tuple[str, ...]], ...] = (
+    ("MAPPO (skrl's MAPPO_DEFAULT_CONFIG keys)", MAPPOConfig, ("mappo",)),
+    ("experiment", ExperimentConfig, ("mappo", "experiment")),
+    ("environment", EnvConfig, ("env",)),
+    ("model", ModelConfig, ("model",)),
+    ("run", TrainConfig, ()),
+)
+
+
+@dataclass(frozen=True)
+class FieldDoc:
+    """One configuration field as the reference lists it."""
+
+    key: str  #: dotted key in the typed layout, e.g. ``mappo.lambda``
+    flag: str | None  #: the ``mappo-td train`` flag, or ``None`` (Python API only)
+    type: str  #: the field's type as written in the dataclass
+    default: str  #: the default, as YAML would write it
+    help: str  #: the one-line help (``--help`` shows it too)
+    limits: str  #: choices or range, ``""`` when any value of the type goes
+
+
+def flag_name(f: dataclasses.Field) -> str:
+    """The command-line flag of a field: its user-facing key with dashes.
+
+    Example:
+        >>> flag_name(next(f for f in dataclasses.fields(MAPPOConfig) if f.name == "lambda_"))
+        '--lambda'
+    """
+    return "--" + field_key(f).replace("_", "-")
+
+
+def field_default(f: dataclasses.Field) -> Any:
+    """A field's default value (calling its factory for dicts and lists)."""
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
+def default_text(value: Any) -> str:
+    """A default as YAML writes it: ``true``/``false``, ``null``, numbers and JSON for lists and dicts, strings bare.
+
+    Example:
+        >>> [default_text(v) for v in (True, None, 1e-3, [64, 64], {}, "mse", "")]
+        ['true', 'null', '0.001', '[64, 64]', '{}', 'mse', '""']
+    """
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, str):
+        return value or '""'
+    return json.dumps(value)
+
+
+def _limits(f: dataclasses.Field) -> str:
+    meta = f.metadata
+    if "choices" in meta:
+        return "one of " + ", ".join(meta["choices"])
+    if "bounds" in meta:
+        lo, hi, closed = meta["bounds"]
+        return f"{'[' if closed else '('}{lo:g}, {'∞)' if math.isinf(hi) else f'{hi:g}]'}"
+    if "min" in meta:
+        return f"≥ {meta['min']}" + (" or auto" if meta.get("auto") else "")
+    return ""
+
+
+def _type_text(hint: Any) -> str:
+    text = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+    return {"Any": "str or null", "float | dict": "float or dict by agent"}.get(text, text.replace(" | ", " or "))
+
+
+def config_fields() -> list[FieldDoc]:
+    """Every field of :class:`~mappo_td.config.TrainConfig`'s tree, section by section, in the dataclasses' order.
+
+    Example:
+        >>> docs = {d.key: d for d in config_fields()}
+        >>> docs["mappo.lambda"].flag, docs["mappo.lambda"].default, docs["mappo.lambda"].limits
+        ('--lambda', '0.95', '[0, 1]')
+        >>> docs["mappo.rewards_shaper"].flag is None, docs["model.hidden_sizes"].default
+        (True, '[64, 64]')
+    """
+    out = []
+    for _, cls, path in CONFIG_SECTIONS:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if "help" not in f.metadata:
+                continue  # a section (mappo.experiment), listed on its own
+            out.append(FieldDoc(key=".".join([*path, field_key(f)]), flag=None if f.metadata.get("cli") is False else flag_name(f),
+                                type=_type_text(hints[f.name]), default=default_text(field_default(f)), help=f.metadata["help"],
+                                limits=_limits(f)))
+    return out
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def config_reference_markdown() -> str:
+    """The configuration reference as Markdown: a table per section (key, flag, type, default, help with its limits).
+
+    Example:
+        >>> text = config_reference_markdown()
+        >>> "| `mappo.lambda` | `--lambda` |" in text, [line for line in text.splitlines() if line.startswith("## ")][-1]
+        (True, '## Run')
+    """
+    by_path = {".".join(path): title for title, _, path in CONFIG_SECTIONS}
+    lines: list[str] = []
+    section = None
+    for doc in config_fields():
+        prefix = doc.key.rpartition(".")[0]
+        if prefix != section:
+            section = prefix
+            where = f"`{prefix}`" if prefix else "the top level"
+            title = by_path[prefix]
+            lines += ["", f"## {title[0].upper() + title[1:]}", "",
+                      f"Keys under {where} in a config file (typed layout).", "",
+                      "| key | flag | type | default | description |", "|---|---|---|---|---|"]
+        flag = f"`{doc.flag}`" if doc.flag else "(Python only)"
+        limits = f" Allowed: {_cell(doc.limits)}." if doc.limits else ""
+        lines.append(f"| `{doc.key}` | {flag} | {_cell(doc.type)} | `{_cell(doc.default)}` | {_cell(doc.help)}{limits} |")
+    return "\n".join(lines).lstrip() + "\n"
