@@ -10,7 +10,7 @@ For every transition t (time runs along the last batch dim of the input)::
 observation seen before any reset). The ``_{t+1}`` flags are the
 ``("next", "terminated" | "done")`` entries of transition t. With
 ``time_limit_bootstrap=False`` (the default) truncation counts as termination
-(the README's "Semantics worth knowing" says where this differs from today's skrl).
+(the docs' "How mappo_td differs from skrl" page says where this differs from today's skrl).
 The math (flags, broadcasting, per-agent γ/λ, the recursion, standardization) is
 :func:`mappo_td.functional.mappo_gae`; this module reads and writes the TensorDict.
 """
@@ -34,17 +34,17 @@ from mappo_td.multiagent import PerAgent, per_agent_tensor
 class MAPPOGAE(KeyContract, ValueEstimatorBase):
     """GAE(λ) estimator for one agent group, usable by any TorchRL loss.
 
-    ===========================================  =========================  ==========
-    key (``set_keys`` name)                        shape                      direction
-    ===========================================  =========================  ==========
-    ``(group, "state_value")`` (value)             ``[*B, T, n_agents, 1]``     in
-    ``("next", group, "state_value")``             ``[*B, T, n_agents, 1]``     in
-    ``("next", group, "reward")`` (reward)         per agent, or team ``[*B, T, 1]`` in
-    ``("next", "done" | "terminated" | "truncated")``  team or per agent          in
-    ``(group, "advantage")`` (advantage)           ``[*B, T, n_agents, 1]``     out
-    ``(group, "value_target")`` (value_target)     ``[*B, T, n_agents, 1]``     out
-    ``(group, "mask")`` (alive), optional          ``[*B, T, n_agents]`` bool   in
-    ===========================================  =========================  ==========
+    =================================================  =================================  =========
+    key (``set_keys`` name)                            shape                              direction
+    =================================================  =================================  =========
+    ``(group, "state_value")`` (value)                 ``[*B, T, n_agents, 1]``           in
+    ``("next", group, "state_value")``                 ``[*B, T, n_agents, 1]``           in
+    ``("next", group, "reward")`` (reward)             per agent, or team ``[*B, T, 1]``  in
+    ``("next", "done" | "terminated" | "truncated")``  team or per agent                  in
+    ``(group, "advantage")`` (advantage)               ``[*B, T, n_agents, 1]``           out
+    ``(group, "value_target")`` (value_target)         ``[*B, T, n_agents, 1]``           out
+    ``(group, "mask")`` (alive), optional              ``[*B, T, n_agents]`` bool         in
+    =================================================  =================================  =========
 
     With an ``alive`` mask the standardization uses alive entries only (the reference's
     ``active_masks``); an agent's own ``done`` (per agent, as TorchRL's PettingZoo wrapper

@@ -77,17 +77,17 @@ def _tensor_plans(actor_network: TensorDictModuleBase, critic_network: TensorDic
 class MAPPOLoss(KeyContract, LossModule):
     """MAPPO's clipped surrogate, value and entropy losses for one agent group.
 
-    ===========================================  ==========================  =====================
-    key (``set_keys`` name)                        shape                       meaning
-    ===========================================  ==========================  =====================
-    actor / critic ``in_keys``                     ``[*B, n_agents, F]``         observations / state
-    ``(group, "action")`` (action)                 ``[*B, n_agents, *A]``        taken actions
-    ``(group, "action_log_prob")`` (sample_log_prob) ``[*B, n_agents]``          log p at collection
-    ``(group, "advantage")`` (advantage)           ``[*B, n_agents, 1]``         standardized A
-    ``(group, "value_target")`` (value_target)     ``[*B, n_agents, 1]``         returns R
-    ``(group, "state_value")`` (value)             ``[*B, n_agents, 1]``         V at collection
-    ``(group, "mask")`` (alive), optional          ``[*B, n_agents]`` bool       the agent acts now
-    ===========================================  ==========================  =====================
+    ================================================  =======================  ====================
+    key (``set_keys`` name)                           shape                    meaning
+    ================================================  =======================  ====================
+    actor / critic ``in_keys``                        ``[*B, n_agents, F]``    observations / state
+    ``(group, "action")`` (action)                    ``[*B, n_agents, *A]``   taken actions
+    ``(group, "action_log_prob")`` (sample_log_prob)  ``[*B, n_agents]``       log p at collection
+    ``(group, "advantage")`` (advantage)              ``[*B, n_agents, 1]``    standardized A
+    ``(group, "value_target")`` (value_target)        ``[*B, n_agents, 1]``    returns R
+    ``(group, "state_value")`` (value)                ``[*B, n_agents, 1]``    V at collection
+    ``(group, "mask")`` (alive), optional             ``[*B, n_agents]`` bool  the agent acts now
+    ================================================  =======================  ====================
 
     Alive masks (the reference's ``active_masks``): where the input has the ``alive`` key,
     the policy, entropy and diagnostic terms (``policy_alive_mask``) and the value terms
