@@ -1,0 +1,79 @@
+"""The release's metadata, without building: one version (``mappo_td.__version__``) that pyproject.toml, CHANGELOG.md
+and ``mappo-td --version`` agree on; what a package index shows."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import mappo_td
+from mappo_td.cli import main
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: pytest's own TOML reader
+    import tomli as tomllib
+
+ROOT = Path(__file__).parents[1]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+PROJECT = PYPROJECT["project"]
+REPO = "https://github.com/mappo-td/mappo_td"
+
+
+def test_the_version_is_written_once_in_the_package():
+    assert re.fullmatch(r"\d+\.\d+\.\d+", mappo_td.__version__), mappo_td.__version__
+    assert "version" not in PROJECT and PROJECT["dynamic"] == ["version"]
+    assert PYPROJECT["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "mappo_td.__version__"}
+    written = [str(p.relative_to(ROOT)) for p in [ROOT / "pyproject.toml", *(ROOT / "mappo_td").rglob("*.py")]
+               if re.search(r"""(version|__version__)\s*=\s*["']\d""", p.read_text())]
+    assert written == ["mappo_td/__init__.py"], f"a version literal outside mappo_td/__init__.py: {written}"
+
+
+def test_the_changelog_s_newest_release_is_the_version():
+    text = (ROOT / "CHANGELOG.md").read_text()
+    releases = re.findall(r"^## \[(\d[^\]]*)\] - (\d{4}-\d{2}-\d{2})$", text, flags=re.M)
+    assert releases and releases[0][0] == mappo_td.__version__, f"CHANGELOG.md's newest release {releases[:1]}, package {mappo_td.__version__}"
+    assert f"[{mappo_td.__version__}]: {REPO}/releases/tag/v{mappo_td.__version__}" in text
+    assert "## Versioning" in text and "semantic versioning" in text
+
+
+def test_version_flag_prints_the_version(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out == f"mappo-td {mappo_td.__version__}\n"
+
+
+def test_version_flag_does_not_load_torch():
+    code = ("import sys; from mappo_td.cli import main\n"
+            "try:\n    main(['--version'])\nexcept SystemExit as stop:\n    print(stop.code, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert out == f"mappo-td {mappo_td.__version__}\n0 False\n"
+
+
+def test_the_index_page_metadata():
+    assert PROJECT["name"] == "mappo-td" and PROJECT["readme"] == "README.md" and PROJECT["requires-python"] == ">=3.10"
+    assert PROJECT["license"] == "MIT" and PROJECT["license-files"] == ["LICENSE"]
+    license_text = (ROOT / "LICENSE").read_text()
+    assert license_text.startswith("MIT License\n") and "Copyright (c) 2026 the mappo_td developers" in license_text
+    assert PROJECT["authors"] == [{"name": "the mappo_td developers"}] and PROJECT["keywords"]
+    assert set(PROJECT["classifiers"]) >= {
+        "Development Status :: 3 - Alpha", "Intended Audience :: Science/Research", "Operating System :: OS Independent",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence", "Environment :: GPU :: NVIDIA CUDA", "Typing :: Typed"}
+    pythons = sorted(c.rsplit(" ", 1)[1] for c in PROJECT["classifiers"] if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c))
+    assert pythons == ["3.10", "3.11", "3.12"] and PROJECT["requires-python"] == f">={pythons[0]}"
+    assert PROJECT["urls"] == {"Homepage": REPO, "Repository": REPO, "Documentation": "https://mappo-td.readthedocs.io",
+                               "Changelog": f"{REPO}/blob/main/CHANGELOG.md", "Issues": f"{REPO}/issues"}
+
+
+def test_typed_package_ships_its_marker():
+    assert (ROOT / "mappo_td" / "py.typed").exists()
+    assert "py.typed" in PYPROJECT["tool"]["setuptools"]["package-data"]["mappo_td"]
+
+
+def test_license_expression_needs_a_setuptools_that_reads_it():
+    (requirement,) = PYPROJECT["build-system"]["requires"]
+    major = int(re.fullmatch(r"setuptools>=(\d+)(\.\d+)*", requirement).group(1))
+    assert major >= 77, f"{requirement}: license = 'MIT' (an SPDX expression) and license-files need setuptools >= 77"
