@@ -1,7 +1,8 @@
 """The release's metadata, without building: one version (``mappo_td.__version__``) that pyproject.toml, CHANGELOG.md
-and ``mappo-td --version`` agree on; what a package index shows."""
+and ``mappo-td --version`` agree on; what a package index shows; CI runs the release smoke test (``.ci/release_smoke.sh``)."""
 
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import mappo_td
-from mappo_td.cli import main
+from mappo_td.cli import build_parser, main
 
 try:
     import tomllib
@@ -19,6 +20,7 @@ except ModuleNotFoundError:  # Python 3.10: pytest's own TOML reader
 ROOT = Path(__file__).parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PROJECT = PYPROJECT["project"]
+SMOKE = ROOT / ".ci" / "release_smoke.sh"
 REPO = "https://github.com/mappo-td/mappo_td"
 
 
@@ -77,3 +79,29 @@ def test_license_expression_needs_a_setuptools_that_reads_it():
     (requirement,) = PYPROJECT["build-system"]["requires"]
     major = int(re.fullmatch(r"setuptools>=(\d+)(\.\d+)*", requirement).group(1))
     assert major >= 77, f"{requirement}: license = 'MIT' (an SPDX expression) and license-files need setuptools >= 77"
+
+
+def test_ci_runs_the_release_smoke_test_after_the_tests():
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert ci.index("bash .ci/release_smoke.sh") == ci.index("python -m pytest -q") + 1
+    script = SMOKE.read_text()
+    assert script.startswith("#!/usr/bin/env bash\n") and "\nset -euo pipefail\n" in script
+
+
+def test_the_smoke_test_s_commands_parse():
+    """Every ``"$MAPPO_TD" ...`` line of the smoke script (with its ``${TINY[@]}`` flags) is a valid ``mappo-td`` command."""
+    script = SMOKE.read_text().replace("\\\n", " ")
+    tiny = shlex.split(re.search(r"^TINY=\((.*)\)$", script, flags=re.M).group(1))
+    commands = [shlex.split(m) for m in re.findall(r'^(?:OUT=\$\()?"\$MAPPO_TD" ([^\n)>]*)', script, flags=re.M)]
+    assert len(commands) >= 5, commands
+    for args in commands:
+        args = [a for arg in args for a in (tiny if arg == "${TINY[@]}" else [arg])]
+        if args in (["--version"], ["--help"]):
+            continue
+        ns = build_parser().parse_args(args)
+        assert ns.command in ("train", "eval"), args
+
+
+def test_the_smoke_test_installs_the_release_extra_s_tools():
+    (line,) = [line for line in SMOKE.read_text().splitlines() if line.startswith("pip install") and "twine" in line]
+    assert shlex.split(line, comments=True)[3:] == PROJECT["optional-dependencies"]["release"]
