@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent / "_ext"))
 project = "mappo_td"
 author = "the mappo_td developers"
 copyright = "2026, the mappo_td developers"
-release = version = getattr(mappo_td, "__version__", "0.0")  # TEMP until merge
+release = version = mappo_td.__version__
 
 extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.viewcode", "myst_parser", "mappo_td_docs"]
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}

@@ -10,6 +10,8 @@ API) → ``train/`` (the training units) → ``objectives/`` and ``models/`` (Te
 import importlib
 from typing import Any
 
+__version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it; CHANGELOG.md's newest release)
+
 from mappo_td._moved import install as _install_moved_modules
 
 _install_moved_modules()  # mappo_td.schema, .presets ... (now in mappo_td.config) still import, with a warning

@@ -12,6 +12,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from mappo_td import __version__
 from mappo_td.config import FAST_MODES, PRESETS, did_you_mean
 from mappo_td.config.reference import CONFIG_SECTIONS, field_default, flag_name
 
@@ -167,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         {'mappo': {'rollouts': 32, 'lambda': 0.9}, 'model': {'share_params': False}}
     """
     parser = _Parser(prog="mappo-td", description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command")
     train = sub.add_parser("train", help="train MAPPO (no arguments: VMAS navigation)")
     train.add_argument("--config", help="JSON/YAML config: the typed layout or skrl's MAPPO_DEFAULT_CONFIG keys; flags override it")
@@ -198,7 +200,7 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
     """The command line (no command: ``train``), with the checks between flags argparse cannot express (exit 2)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
-    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
         argv = ["train", *argv]
     args = parser.parse_args(argv)
     if args.command != "train":

@@ -15,19 +15,10 @@ from typing import Any
 from docutils import nodes
 from sphinx.application import Sphinx
 
-MARKER = "<!-- config-reference -->"
-
-
-def expand_config_reference(text: str) -> str:
-    """The page text with the marker line replaced by the generated configuration reference."""
-    if MARKER not in text:
-        return text
-    from mappo_td.config.reference import config_reference_markdown
-
-    return text.replace(MARKER, config_reference_markdown())
-
 
 def _source_read(app: Sphinx, docname: str, source: list[str]) -> None:
+    from mappo_td.config.reference import expand_config_reference
+
     source[0] = expand_config_reference(source[0])
 
 

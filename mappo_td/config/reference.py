@@ -136,3 +136,19 @@ def config_reference_markdown() -> str:
         limits = f" Allowed: {_cell(doc.limits)}." if doc.limits else ""
         lines.append(f"| `{doc.key}` | {flag} | {_cell(doc.type)} | `{_cell(doc.default)}` | {_cell(doc.help)}{limits} |")
     return "\n".join(lines).lstrip() + "\n"
+
+
+#: The line of a docs page that :func:`expand_config_reference` replaces with the generated reference.
+CONFIG_REFERENCE_MARKER = "<!-- config-reference -->"
+
+
+def expand_config_reference(text: str) -> str:
+    """``text`` with its :data:`CONFIG_REFERENCE_MARKER` line replaced by :func:`config_reference_markdown` (the docs
+    build calls this on every page; a page without the marker is returned as is).
+
+    Example:
+        >>> page = expand_config_reference(f"# Configuration\\n\\n{CONFIG_REFERENCE_MARKER}\\n")
+        >>> CONFIG_REFERENCE_MARKER in page, "| `env.num_envs` | `--num-envs` | int | `128` |" in page
+        (False, True)
+    """
+    return text.replace(CONFIG_REFERENCE_MARKER, config_reference_markdown()) if CONFIG_REFERENCE_MARKER in text else text
