@@ -2,7 +2,7 @@
 
 Sphinx, not mkdocs: the docstrings are reStructuredText with Sphinx roles (``:class:``, ``:func:``) and run as
 doctests; autodoc renders them as written, the guides are Markdown (MyST), and the field's libraries (TorchRL,
-BenchMARL, skrl) document themselves the same way. Build: ``sphinx-build -W --keep-going -n docs docs/_build``.
+BenchMARL, skrl) document themselves the same way. Build: ``sphinx-build -W --keep-going -n docs docs/_build/html`` (CI adds ``-q``).
 """
 
 import sys
@@ -24,11 +24,11 @@ root_doc = "index"
 
 myst_heading_anchors = 4  # [text](page.md#a-heading) links to headings, checked
 myst_enable_extensions = ["colon_fence"]
-suppress_warnings = ["myst.header"]  # guides may start at ## (the page title comes from the first heading)
+smartquotes = False  # {"kl_threshold": 0.008} stays copyable
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
-autodoc_default_options = {"members": True, "show-inheritance": False}
+autodoc_default_options = {"members": True, "undoc-members": True, "show-inheritance": False}  # every public name
 napoleon_google_docstring = True  # Args: sections; a property's or attribute's docstring must not start "words: ..."
 napoleon_numpy_docstring = False   # (napoleon reads "words" as its type)
 napoleon_custom_sections = [("Example", "example"), ("Examples", "example")]

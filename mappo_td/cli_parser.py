@@ -16,7 +16,7 @@ from mappo_td import __version__
 from mappo_td.config import FAST_MODES, PRESETS, did_you_mean
 from mappo_td.config.reference import CONFIG_SECTIONS, field_default, flag_name
 
-USAGE = """``mappo-td``: train (default: MAPPO on VMAS navigation), resume, evaluate.
+USAGE = """mappo-td: train (default: MAPPO on VMAS navigation), resume, evaluate.
 
     mappo-td train                              # GPU if present, else CPU
     mappo-td train --num-envs 600 --timesteps 50000 --learning-rate 3e-4
@@ -214,3 +214,33 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
         twice = sorted({s for s in args.seeds if args.seeds.count(s) > 1})
         train.error(f"--seeds {' '.join(map(str, args.seeds))}: seed(s) {twice} given twice; each seed trains one run (<name>_seed<N>)")
     return args
+
+
+def command_flags_markdown() -> str:
+    """The ``mappo-td`` flags that are not config fields (``train``'s ``--config``, ``--preset``, ``--resume`` ...;
+    ``eval``'s and ``plot``'s), as Markdown tables read from the parser itself: the configuration reference's last part.
+
+    Example:
+        >>> text = command_flags_markdown()
+        >>> "| `--preset {mappo-paper}` |" in text, "| `--learning-rate" in text, "### `mappo-td eval`" in text
+        (True, False, True)
+    """
+    parser = build_parser()
+    fields = {flag_name(f) for _, cls, _ in CONFIG_SECTIONS for f in dataclasses.fields(cls)}
+    lines = []
+    for name, command in {"": parser, **parser.commands}.items():
+        lines += [f"### `mappo-td{' ' + name if name else ''}`", "", "| flag | description |", "|---|---|"]
+        for action in command._actions:
+            flags = [s for s in action.option_strings if s not in ("-h", "--help")]
+            config_field = name == "train" and any(f in fields or f.startswith("--no-") for f in flags)
+            if (action.option_strings and not flags) or config_field or isinstance(action, argparse._SubParsersAction):
+                continue
+            shown = ", ".join(flags) or action.metavar or action.dest
+            if action.choices and action.option_strings:
+                shown += " {" + ",".join(action.choices) + "}"
+            elif action.metavar and action.option_strings:
+                shown += f" {action.metavar}"
+            text = "".join("\\" + c if c in "|<>*" else c for c in (action.help or ""))
+            lines.append(f"| `{shown}` | {text} |")
+        lines.append("")
+    return "\n".join(lines)

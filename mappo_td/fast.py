@@ -1,6 +1,6 @@
 """The one fast path: a tensor plan for the loss, and one wrapper for compile / CUDA graphs.
 
-* :class:`TensorPlan` runs a chain of ``TensorDictModule``s on a plain ``{key: tensor}``
+* :class:`TensorPlan` runs a chain of ``TensorDictModule`` objects on a plain ``{key: tensor}``
   dict: the same modules, without TensorDict bookkeeping per call. A network it
   cannot plan keeps the TensorDict path, with a warning that says why.
 * :func:`accelerate` wraps any function (the update step, an acting policy) by the
@@ -23,7 +23,7 @@ from mappo_td.defaults import FAST_MODES
 
 
 class TensorPlan:
-    """A plain chain of ``TensorDictModule``s run on a ``{key: tensor}`` dict.
+    """A plain chain of ``TensorDictModule`` objects run on a ``{key: tensor}`` dict.
 
     Example:
         >>> m = TensorDictSequential(TensorDictModule(nn.Linear(2, 3), ["x"], ["h"]), TensorDictModule(nn.Tanh(), ["h"], ["y"]))

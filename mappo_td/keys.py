@@ -8,12 +8,14 @@ sample_log_prob    ``(g, "action_log_prob")``              log p at collection `
 advantage          ``(g, "advantage")``                    A ``[*B, n, 1]`` (written by GAE)
 value_target       ``(g, "value_target")``                 returns R ``[*B, n, 1]`` (GAE)
 value              ``(g, "state_value")``                  critic output V ``[*B, n, 1]``
-reward             ``(g, "reward")``                       under ``"next"``; per agent, else the
-done               ``(g, "done")``                         root entry of the same name
-terminated         ``(g, "terminated")``                   (team-shared ``[*B, 1]``)
-truncated          ``(g, "truncated")``
+reward             ``(g, "reward")``                       under ``"next"``: per agent, else the root
+                                                           entry of the same name (team ``[*B, 1]``)
+done               ``(g, "done")``                         as ``reward``
+terminated         ``(g, "terminated")``                   as ``reward``
+truncated          ``(g, "truncated")``                    as ``reward``
 alive              ``(g, "mask")``                         the agent acts at this step ``[*B, n]``
                                                            (bool; absent: every agent, always)
+steps_to_next_obs  ``"steps_to_next_obs"``                 TorchRL's estimator base class reads it; unused
 =================  ======================================  ====================================
 
 ``alive`` is the reference's ``active_masks``: TorchRL's PettingZoo wrapper (``use_mask=True``)

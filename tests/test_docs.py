@@ -4,15 +4,18 @@ the preset, every link into the repository names a file that exists, and every p
 contents. (CI builds the site itself with warnings as errors: broken references, links and anchors fail there.)"""
 
 import dataclasses
+import importlib
 import re
 import sys
 
 import pytest
 import yaml
 
+from mappo_td import reference_pages as pages
+from mappo_td.cli_parser import build_parser
 from mappo_td.config import PRESETS, EnvConfig, ExperimentConfig, MAPPOConfig, ModelConfig, TrainConfig, preset
 from mappo_td.config import reference as ref
-from tests.markdown import DOCS, PAGES, REPO_URL, ROOT, blocks, links, read
+from tests.markdown import DOCS, FENCE, PAGES, REPO_URL, ROOT, blocks, links, read
 
 
 def every_field():
@@ -32,20 +35,54 @@ def every_field():
 
 
 def test_the_configuration_page_is_generated_and_lists_every_field_with_its_default_and_help():
+    """Between its markers the page holds exactly what the code generates (the build writes it afresh; the committed
+    copy, read on GitHub, is held to it here), and that lists every field of the dataclasses with its default and help."""
     source = read(DOCS / "configuration.md")
-    assert ref.CONFIG_REFERENCE_MARKER in source
-    assert ref.config_reference_markdown() not in source and not re.search(r"^\| `(mappo|env|model)\.", source, re.M)
-    page = ref.expand_config_reference(source)
-    rows = {m.group(1): line for line in page.splitlines() if (m := re.match(r"\| `([\w.]+)` \|", line))}
+    assert all(pages.start_marker(n) in source and pages.end_marker(n) in source for n in pages.GENERATORS)
+    assert pages.expand_generated(source) == source, "docs/configuration.md is stale: run python -m mappo_td.reference_pages docs/configuration.md"
+    generated = source.split(pages.start_marker("config-fields"))[1].split(pages.end_marker("config-fields"))[0]
+    assert generated.strip() == ref.config_reference_markdown().strip()
+    rows = {m.group(1): line for line in generated.splitlines() if (m := re.match(r"\| `([\w.]+)` \|", line))}
     fields = every_field()
     assert len(fields) > 60 and sorted(rows) == sorted(key for key, _ in fields)
     for key, f in fields:
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         cells = [c.strip() for c in re.split(r"(?<!\\)\|", rows[key])[1:-1]]
         assert cells[3] == f"`{ref.default_text(default)}`", key
-        assert cells[4].replace("\\|", "|").startswith(f.metadata["help"]), key
-    assert "| `mappo.lambda` | `--lambda` | float or dict by agent | `0.95` |" in page
-    assert "| `mappo.rewards_shaper` | (Python only) |" in page
+        assert re.sub(r"\\(.)", r"\1", cells[4]).startswith(f.metadata["help"]), key
+    assert "| `mappo.lambda` | `--lambda` | float or dict by agent | `0.95` |" in generated
+    assert "| `model.share_params` | `--share-params`, `--no-share-params` | bool | `true` |" in generated
+    assert "| `mappo.rewards_shaper` | (Python only) |" in generated
+    assert "\\<run\\>/eval/eval_\\<timestep\\>.gif" in generated  # not read as HTML tags
+
+
+def test_the_command_flags_part_lists_every_flag_that_is_not_a_config_field():
+    parser = build_parser()
+    fields = {row.flag for row in ref.config_fields()} | {f"--no-{row.flag[2:]}" for row in ref.config_fields() if row.flag}
+    text = read(DOCS / "configuration.md").split(pages.start_marker("command-flags"))[1]
+    for name, command in {"": parser, **parser.commands}.items():
+        usage = set(re.findall(r"\[(--?[\w-]+)", command.format_usage()))  # every option, as its usage line lists it
+        flags = usage - {"-h", "--help"} - (fields if name == "train" else set())
+        assert flags and all(f"`{flag}" in text or f", {flag}" in text for flag in flags), (name, flags)
+
+
+def test_a_field_without_help_is_refused_not_left_out(monkeypatch):
+    @dataclasses.dataclass
+    class Extra:
+        quiet: int = 3
+
+    monkeypatch.setattr(ref, "CONFIG_SECTIONS", (*ref.CONFIG_SECTIONS, ("extra", Extra, ("extra",))))
+    with pytest.raises(ValueError, match="Extra.quiet has no help: declare it with config_field"):
+        ref.config_fields()
+
+
+def test_the_page_writer_rewrites_a_stale_page_and_leaves_an_unmarked_one(tmp_path, capsys):
+    page, plain = tmp_path / "config.md", tmp_path / "plain.md"
+    page.write_text(f"# C\n{pages.start_marker('config-fields')}\nhand-written\n{pages.end_marker('config-fields')}\n")
+    plain.write_text("# nothing generated\n")
+    assert pages.main([str(page)]) == 0 and "hand-written" not in page.read_text() and "`mappo.lambda`" in page.read_text()
+    assert pages.main([str(page)]) == 0 and capsys.readouterr().out.endswith("up to date\n")
+    assert pages.main([str(plain)]) == 2 and plain.read_text() == "# nothing generated\n"
 
 
 def test_a_field_added_to_a_section_appears_in_the_reference_with_no_other_edit(monkeypatch):
@@ -55,7 +92,7 @@ def test_a_field_added_to_a_section_appears_in_the_reference_with_no_other_edit(
 
     monkeypatch.setattr(ref, "CONFIG_SECTIONS", (*ref.CONFIG_SECTIONS, ("extra", Extra, ("extra",))))
     text = ref.config_reference_markdown()
-    assert "| `extra.brand_new` | `--brand-new` | int | `7` | a field no page mentions Allowed: ≥ 1. |" in text
+    assert "| `extra.brand_new` | `--brand-new` | int | `7` | a field no page mentions (allowed: ≥ 1) |" in text
 
 
 def test_the_reference_sections_are_the_config_tree():
@@ -119,3 +156,51 @@ def test_every_page_is_in_a_table_of_contents():
             listed |= {(page.parent / line.strip()).resolve() for line in body.splitlines() if line.strip() and not line.startswith(":")}
     pages = {p.with_suffix("").resolve() for p in PAGES} - {(DOCS / "index").resolve()}
     assert pages <= listed, sorted(str(p) for p in pages - listed)
+
+
+def test_the_layout_on_the_development_page_names_every_module():
+    layout = blocks(read(DOCS / "development.md").split("## Layout", 1)[1], "")[0]
+    modules = sorted(p for p in (ROOT / "mappo_td").rglob("*.py") if p.name != "__init__.py" and "__pycache__" not in p.parts)
+    missing = [str(p.relative_to(ROOT)) for p in modules if p.name not in layout]
+    assert not missing, f"docs/development.md's layout does not name {missing}"
+    examples = read(DOCS / "development.md").split("## Layout", 1)[1]
+    assert all(f"examples/{p.name}" in examples for p in (ROOT / "examples").glob("*.py"))
+
+
+def test_ci_builds_the_docs_with_warnings_and_broken_references_as_errors():
+    ci = read(ROOT / ".ci" / "run").splitlines()
+    (build,) = [line for line in ci if line.startswith("sphinx-build")]
+    assert {"-W", "-n", "--keep-going"} <= set(build.split()) and build.split()[-2:] == ["docs", "docs/_build/html"]
+    assert 'pip install -q -e ".[docs]"' in ci and ci.index('pip install -q -e ".[docs]"') < ci.index(build)
+
+
+def resolves(dotted: str) -> bool:
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            if not hasattr(obj, attr):
+                return False
+            obj = getattr(obj, attr)
+        return True
+    return False
+
+
+def test_the_names_and_files_the_guides_mention_exist():
+    """The guides name the API and the repository's files in code spans (``mappo_td.train.chunks``,
+    ``MAPPOTrainer.from_checkpoint``, ``F.kl_early_stop``, ``mappo_td/agent/alive.py``), which the docs build does not
+    check: a rename must fail here."""
+    import mappo_td
+
+    texts = [read(page) for page in [*PAGES, ROOT / "README.md"]]
+    spans = {m.group(1) for text in texts for m in re.finditer(r"`([^`]+)`", FENCE.sub("", text))}
+    dotted = {m.group(1) for span in spans if (m := re.match(r"(mappo_td(?:\.\w+)+)", span))}
+    public = {f"mappo_td.{m.group(1)}" for span in spans if (m := re.match(rf"((?:{'|'.join(mappo_td.__all__)})\.\w+)", span))}
+    functional = {f"mappo_td.functional.{m.group(1)}" for span in spans if (m := re.match(r"F\.(\w+)", span))}
+    files = {m.group(1) for span in spans if (m := re.match(r"((?:mappo_td|examples|benchmarks|tests|docs|\.ci)/[\w./-]+\.\w+)", span))}
+    assert len(dotted) > 5 and len(public) >= 3 and len(functional) >= 3 and len(files) > 15, (dotted, public, functional, files)
+    assert not [n for n in sorted(dotted | public | functional) if not resolves(n)]
+    assert not [f for f in sorted(files) if not (ROOT / f).exists()]

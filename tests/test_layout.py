@@ -10,7 +10,7 @@ PKG = ROOT / "mappo_td"
 # Lower layers never import higher ones; models and objectives do not import each other.
 LAYERS = {"defaults": 0, "functional": 0, "_moved": 0, "atomic": 0, "config": 0, "plot": 0, "keys": 1, "multiagent": 1, "transforms": 1,
           "envs": 1, "pettingzoo_arrays": 1, "pettingzoo_pool": 1, "batched_pettingzoo": 1, "pettingzoo_tasks": 1, "fast": 1, "models": 2,
-          "objectives": 2, "train": 3, "trainer": 4, "agent": 4, "cli_parser": 4, "cli": 5}
+          "objectives": 2, "train": 3, "trainer": 4, "agent": 4, "cli_parser": 4, "cli": 5, "reference_pages": 5, "__main__": 6}
 # The core (the math, its TensorDict modules, the models and the layer-1 modules they use) stands without these.
 NOT_CORE = ("mappo_td.config", "mappo_td.schema", "mappo_td.validation", "mappo_td.presets", "mappo_td.skrl_compat", "mappo_td.env_section",
             "mappo_td.train", "mappo_td.agent", "mappo_td.envs", "mappo_td.pettingzoo", "mappo_td.batched_pettingzoo", "mappo_td.trainer",

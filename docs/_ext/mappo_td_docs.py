@@ -1,15 +1,17 @@
 """mappo_td's Sphinx extension: the generated configuration reference, and references to re-exported names.
 
-- A page line ``<!-- config-reference -->`` becomes :func:`mappo_td.config.reference.config_reference_markdown`'s
-  tables (every field's key, flag, type, default and help, read from the config dataclasses at build time).
-- ``:class:`mappo_td.config.sections.MAPPOConfig``` and ``:func:`check_fields``` resolve to where the API reference
-  documents the object (``mappo_td.config.MAPPOConfig``): the same object, found by identity or by a unique name.
-  A reference that matches nothing stays a warning, and the build (``-W``) fails.
+- The generated parts of a page (:mod:`mappo_td.reference_pages`: the configuration's fields, the command's other
+  flags) are written afresh from the code at build time.
+- ``:class:`mappo_td.config.sections.MAPPOConfig``` resolves to where the API reference documents that very object
+  (``mappo_td.config.MAPPOConfig``; found by identity, so a wrong module path resolves to nothing), and a bare
+  ``:func:`check_fields``` to the one documented object of that name. Anything else stays a warning, and the build
+  (``-W -n``) fails.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 from docutils import nodes
@@ -17,9 +19,9 @@ from sphinx.application import Sphinx
 
 
 def _source_read(app: Sphinx, docname: str, source: list[str]) -> None:
-    from mappo_td.config.reference import expand_config_reference
+    from mappo_td.reference_pages import expand_generated
 
-    source[0] = expand_config_reference(source[0])
+    source[0] = expand_generated(source[0])
 
 
 def _resolve(dotted: str) -> Any:
@@ -47,19 +49,21 @@ def _missing_reference(app: Sphinx, env: Any, node: Any, contnode: nodes.Element
         return None
     target = node["reftarget"].lstrip("~.")
     documented = _documented(env)
-    if node.get("reftype") == "mod" and target.startswith("mappo_td."):
-        # a module the reference does not document on its own: its package's page, which documents its public names
-        parents = [p for p in documented if documented[p][1] == "module" and target.startswith(p + ".")]
-        return _link(app, node, contnode, max(parents, key=len), documented) if parents else None
-    candidates: list[str] = []
-    obj = _resolve(target) if target.startswith("mappo_td.") else None
-    if obj is not None:
-        candidates = [name for name in documented if name.rsplit(".", 1)[-1] == target.rsplit(".", 1)[-1] and _resolve(name) is obj]
-    if not candidates:
+    if target.startswith("mappo_td."):
+        if node.get("reftype") == "mod":
+            # a module the reference does not document on its own: its package's page, which documents its public names
+            parents = [p for p in documented if documented[p][1] == "module" and target.startswith(p + ".")]
+            exists = importlib.util.find_spec(target) is not None
+            return _link(app, node, contnode, max(parents, key=len), documented) if parents and exists else None
+        # a dotted name: the documented object that is the very same object (a wrong module path resolves to nothing)
+        obj = _resolve(target)
+        candidates = [] if obj is None else [
+            name for name in documented if name.rsplit(".", 1)[-1] == target.rsplit(".", 1)[-1] and _resolve(name) is obj]
+    else:
+        # a bare name (``check_fields``): the one documented object of that name, preferring the current package's
         module = node.get("py:module") or ""
-        suffix = "." + target.rsplit(".", 1)[-1] if target.startswith("mappo_td.") else "." + target
-        scoped = [name for name in documented if name.endswith(suffix) and name.startswith(module.rsplit(".", 1)[0])]
-        anywhere = [name for name in documented if name.endswith(suffix)]
+        scoped = [name for name in documented if name.endswith("." + target) and name.startswith(module.rsplit(".", 1)[0])]
+        anywhere = [name for name in documented if name.endswith("." + target)]
         candidates = scoped if len(scoped) == 1 else anywhere
     if len(candidates) != 1:
         return None

@@ -1,15 +1,18 @@
 """The configuration reference, generated from the dataclasses' field metadata: every field's key, flag, type,
 default, range and one-line help, as the documentation's configuration page and ``mappo-td train --help`` show them.
 
-Nothing here is written by hand: the docs page is :func:`config_reference_markdown`'s output, so a field added to
-:mod:`mappo_td.config.sections` appears there (and as a flag) with no other edit.
+Nothing here is written by hand: the docs page's tables are :func:`config_reference_markdown`'s output
+(:mod:`mappo_td.reference_pages` writes them), so a field added to :mod:`mappo_td.config.sections` appears there (and
+as a flag) with no other edit.
 """
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import json
 import math
+import types
 import typing
 from dataclasses import dataclass
 from typing import Any
@@ -81,9 +84,16 @@ def _limits(f: dataclasses.Field) -> str:
     return ""
 
 
-def _type_text(hint: Any) -> str:
-    text = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
-    return {"Any": "str or null", "float | dict": "float or dict by agent"}.get(text, text.replace(" | ", " or "))
+def _type_text(f: dataclasses.Field, hint: Any) -> str:
+    """The type as a config file writes it: ``null`` for None, ``list of int`` (the CLI reads lists as integers)."""
+    if hint is Any:
+        return "str or null" if field_default(f) is None else "any"
+    parts = [a for a in typing.get_args(hint)] if isinstance(hint, types.UnionType) else [hint]
+    names = {type(None): "null", list: "list of int", collections.abc.Callable: "callable"}
+    text = " or ".join(names.get(a, getattr(a, "__name__", str(a))) for a in parts)
+    if f.metadata.get("per_agent"):
+        return "float or dict by agent"
+    return text + " or auto" if f.metadata.get("auto") else text
 
 
 def config_fields() -> list[FieldDoc]:
@@ -101,15 +111,19 @@ def config_fields() -> list[FieldDoc]:
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             if "help" not in f.metadata:
-                continue  # a section (mappo.experiment), listed on its own
+                if f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(f.default_factory):
+                    continue  # a section (mappo.experiment), listed on its own
+                raise ValueError(f"{cls.__name__}.{f.name} has no help: declare it with config_field(default, help) "
+                                 "(mappo_td.config.schema), which gives its --help line and its row in the configuration reference.")
             out.append(FieldDoc(key=".".join([*path, field_key(f)]), flag=None if f.metadata.get("cli") is False else flag_name(f),
-                                type=_type_text(hints[f.name]), default=default_text(field_default(f)), help=f.metadata["help"],
+                                type=_type_text(f, hints[f.name]), default=default_text(field_default(f)), help=f.metadata["help"],
                                 limits=_limits(f)))
     return out
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    """Table-cell text: ``|`` escaped, and ``<``, ``>``, ``*`` too (Markdown would read HTML tags and emphasis)."""
+    return "".join("\\" + c if c in "|<>*" else c for c in text)
 
 
 def config_reference_markdown() -> str:
@@ -133,22 +147,8 @@ def config_reference_markdown() -> str:
                       f"Keys under {where} in a config file (typed layout).", "",
                       "| key | flag | type | default | description |", "|---|---|---|---|---|"]
         flag = f"`{doc.flag}`" if doc.flag else "(Python only)"
-        limits = f" Allowed: {_cell(doc.limits)}." if doc.limits else ""
+        if doc.flag and doc.type.startswith("bool"):
+            flag += f", `--no-{doc.flag[2:]}`"
+        limits = f" (allowed: {_cell(doc.limits)})" if doc.limits else ""
         lines.append(f"| `{doc.key}` | {flag} | {_cell(doc.type)} | `{_cell(doc.default)}` | {_cell(doc.help)}{limits} |")
     return "\n".join(lines).lstrip() + "\n"
-
-
-#: The line of a docs page that :func:`expand_config_reference` replaces with the generated reference.
-CONFIG_REFERENCE_MARKER = "<!-- config-reference -->"
-
-
-def expand_config_reference(text: str) -> str:
-    """``text`` with its :data:`CONFIG_REFERENCE_MARKER` line replaced by :func:`config_reference_markdown` (the docs
-    build calls this on every page; a page without the marker is returned as is).
-
-    Example:
-        >>> page = expand_config_reference(f"# Configuration\\n\\n{CONFIG_REFERENCE_MARKER}\\n")
-        >>> CONFIG_REFERENCE_MARKER in page, "| `env.num_envs` | `--num-envs` | int | `128` |" in page
-        (False, True)
-    """
-    return text.replace(CONFIG_REFERENCE_MARKER, config_reference_markdown()) if CONFIG_REFERENCE_MARKER in text else text

@@ -33,7 +33,7 @@ def field_key(f: dataclasses.Field) -> str:
 
 
 def did_you_mean(unknown: list[str], valid: list[str] | set[str]) -> str:
-    """`` (did you mean ...?)``: the closest name among ``valid`` to each name in ``unknown`` that has one (``""`` when none).
+    """The suffix ``" (did you mean ...?)"``: the closest name among ``valid`` to each name in ``unknown`` that has one (``""`` when none).
 
     Example:
         >>> did_you_mean(["learning_rat"], ["learning_rate", "learning_epochs", "lambda"]), did_you_mean(["zzz"], ["lambda"])
