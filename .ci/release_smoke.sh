@@ -35,7 +35,7 @@ wheel, sdist, version = sys.argv[1:]
 source = sorted(str(p) for p in Path("mappo_td").rglob("*.py") if "__pycache__" not in p.parts)
 in_sdist = {n.split("/", 1)[1] for n in tarfile.open(sdist).getnames() if "/" in n}
 missing = [f for f in ["LICENSE", "README.md", "CHANGELOG.md", "pyproject.toml", "mappo_td/py.typed", "docs/conf.py", "docs/index.md",
-                        "tests/test_docs.py", "examples/custom_loop.py", *source] if f not in in_sdist]
+                        "tests/test_docs.py", "examples/custom_loop.py", "benchmarks/RESULTS.md", ".ci/run", *source] if f not in in_sdist]
 assert not missing, f"the sdist lacks {missing}"
 in_wheel = zipfile.ZipFile(wheel).namelist()
 modules = sorted(n for n in in_wheel if n.startswith("mappo_td/") and n.endswith(".py"))

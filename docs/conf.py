@@ -8,9 +8,10 @@ BenchMARL, skrl) document themselves the same way. Build: ``sphinx-build -W --ke
 import sys
 from pathlib import Path
 
-import mappo_td
+ROOT = Path(__file__).parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "docs" / "_ext")]  # this checkout's mappo_td, whatever else is installed
 
-sys.path.insert(0, str(Path(__file__).parent / "_ext"))
+import mappo_td  # noqa: E402
 
 project = "mappo_td"
 author = "the mappo_td developers"

@@ -239,7 +239,7 @@ def command_flags_markdown() -> str:
             if action.choices and action.option_strings:
                 shown += " {" + ",".join(action.choices) + "}"
             elif action.metavar and action.option_strings:
-                shown += f" {action.metavar}"
+                shown += f" {action.metavar}" + (f" [{action.metavar} ...]" if action.nargs in ("+", "*") else "")
             text = "".join("\\" + c if c in "|<>*" else c for c in (action.help or ""))
             lines.append(f"| `{shown}` | {text} |")
         lines.append("")

@@ -225,7 +225,8 @@ def plot_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None, war
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ValueError('mappo-td plot needs matplotlib: pip install -e ".[plot]" (or pip install matplotlib)') from None
+        raise ValueError('mappo-td plot needs matplotlib: pip install matplotlib (the plot extra: pip install "mappo-td[plot]", '
+                         'or pip install -e ".[plot]" in a clone)') from None
     curves = learning_curves(run_dirs, warn)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     palette, colors = plt.rcParams["axes.prop_cycle"].by_key()["color"], {}

@@ -76,6 +76,16 @@ def test_a_field_without_help_is_refused_not_left_out(monkeypatch):
         ref.config_fields()
 
 
+def test_a_field_declared_with_an_empty_help_or_a_float_min_is_refused_at_declaration():
+    from mappo_td.config.schema import config_field
+
+    with pytest.raises(ValueError, match="every field needs a one-line help"):
+        config_field(0.0, "  ")
+    with pytest.raises(TypeError, match="min=.... is for integer fields"):
+        config_field(0.0, "dropout", min=0)
+    assert config_field(3, "three", min=1).metadata == {"help": "three", "min": 1}
+
+
 def test_the_page_writer_rewrites_a_stale_page_and_leaves_an_unmarked_one(tmp_path, capsys):
     page, plain = tmp_path / "config.md", tmp_path / "plain.md"
     page.write_text(f"# C\n{pages.start_marker('config-fields')}\nhand-written\n{pages.end_marker('config-fields')}\n")

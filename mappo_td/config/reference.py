@@ -110,7 +110,7 @@ def config_fields() -> list[FieldDoc]:
     for _, cls, path in CONFIG_SECTIONS:
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
-            if "help" not in f.metadata:
+            if not str(f.metadata.get("help", "")).strip():
                 if f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(f.default_factory):
                     continue  # a section (mappo.experiment), listed on its own
                 raise ValueError(f"{cls.__name__}.{f.name} has no help: declare it with config_field(default, help) "

@@ -21,7 +21,21 @@ from mappo_td.defaults import Bounds, check_in_bounds  # noqa: F401  (Bounds: im
 
 
 def config_field(default: Any, help: str, **kw: Any) -> Any:
-    """A dataclass field with its one-line ``help`` (the CLI's ``--help``) and metadata (``key``, ``choices``, ...)."""
+    """A dataclass field with its one-line ``help`` (the CLI's ``--help`` and the configuration reference's row) and
+    metadata (``key``, ``choices``, ``min`` for integers, ``bounds`` for numbers ...); a declaration that cannot work is
+    refused here, not at the first config that uses it.
+
+    Example:
+        >>> config_field(0.1, "dropout rate", min=0)
+        Traceback (most recent call last):
+        ...
+        TypeError: config_field(min=...) is for integer fields (default 0.1); give a number field bounds=(low, high, low_included).
+    """
+    if not isinstance(help, str) or not help.strip():
+        raise ValueError(f"config_field({default!r}, help={help!r}): every field needs a one-line help (its --help and reference row).")
+    if "min" in kw and (isinstance(default, bool) or not isinstance(default, int)):
+        raise TypeError(f"config_field(min=...) is for integer fields (default {default!r}); give a number field "
+                        "bounds=(low, high, low_included).")
     if isinstance(default, (dict, list, tuple)):
         return field(default_factory=lambda d=default: json.loads(json.dumps(d)), metadata={"help": help, **kw})
     return field(default=default, metadata={"help": help, **kw})
