@@ -79,7 +79,15 @@ def _link(app: Sphinx, node: Any, contnode: nodes.Element, name: str, documented
     return ref
 
 
+def _no_type_docstring(app: Sphinx, what: str, name: str, obj: Any, options: Any, lines: list[str]) -> None:
+    """A constant (``PRESETS``, a dict) has no docstring of its own: autodoc would show its type's (``dict()`` ...)."""
+    doc = (type(obj).__doc__ or "").strip()
+    if what in ("data", "attribute") and lines and doc and lines[0].strip() == doc.splitlines()[0].strip():
+        lines.clear()
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("source-read", _source_read)
+    app.connect("autodoc-process-docstring", _no_type_docstring, priority=400)  # before napoleon reads it
     app.connect("missing-reference", _missing_reference)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -23,6 +23,7 @@ Example:
 
 from mappo_td.functional.advantages import episode_flags, generalized_advantage_estimate, mappo_gae
 from mappo_td.functional.losses import (
+    LOSS_TERMS,
     approx_kl,
     check_loss_shapes,
     check_value_loss,
@@ -57,6 +58,7 @@ __all__ = [
     "approx_kl",
     "batch_mean",
     "batch_rows",
+    "LOSS_TERMS",
     "broadcast_to_agents",
     "check_loss_shapes",
     "check_mask",

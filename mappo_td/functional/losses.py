@@ -19,6 +19,9 @@ from mappo_td.functional.reductions import batch_mean, check_mask, masked_std_me
 
 Coefficient = float | torch.Tensor
 
+#: The terms :func:`mappo_loss` returns, in its order (the losses, then the detached diagnostics).
+LOSS_TERMS = ("loss_objective", "loss_critic", "loss_entropy", "kl_approx", "clip_fraction", "entropy", "explained_variance")
+
 
 def clipped_surrogate(advantage: torch.Tensor, ratio: torch.Tensor, ratio_clip: Coefficient) -> torch.Tensor:
     """``min(A·ρ, A·clip(ρ, 1 − c, 1 + c))`` per entry (the policy loss is minus its mean).

@@ -15,7 +15,7 @@ from torchrl.objectives import LossModule
 
 from mappo_td.defaults import BOUNDS
 from mappo_td.fast import TensorPlan
-from mappo_td.functional.losses import check_value_loss, mappo_loss
+from mappo_td.functional.losses import LOSS_TERMS, check_value_loss, mappo_loss
 from mappo_td.keys import KeyContract, MAPPOKeys, NestedKey, group_keys
 from mappo_td.multiagent import PerAgent, per_agent_tensor
 from mappo_td.objectives.gae import MAPPOGAE
@@ -183,6 +183,19 @@ class MAPPOLoss(KeyContract, LossModule):
         """Deprecated, use ``value_alive_mask``."""
         warnings.warn("MAPPOLoss.value_active_masks is deprecated: use value_alive_mask.", DeprecationWarning, stacklevel=2)
         return self.value_alive_mask
+
+    @property
+    def in_keys(self) -> list:
+        """Every key the loss reads (the networks' inputs, then the key contract's ``action`` ... ``alive``, which may be
+        absent); ``repr(loss)`` lists them, as TorchRL's losses do."""
+        k = self.tensor_keys
+        networks = [key for net in (self.actor_network, self.critic_network) if net is not None for key in net.in_keys]
+        return list(dict.fromkeys([*networks, k.action, k.sample_log_prob, k.advantage, k.value_target, k.value, k.alive]))
+
+    @property
+    def out_keys(self) -> list[str]:
+        """The terms ``forward`` returns (:data:`mappo_td.functional.LOSS_TERMS`)."""
+        return list(LOSS_TERMS)
 
     @property
     def uses_tensor_plan(self) -> bool:

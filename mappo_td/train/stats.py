@@ -97,7 +97,7 @@ class TrainingStats:
         self.sums["episodes"] += done.sum()
 
     def add_terms(self, group: str, terms: torch.Tensor) -> None:
-        """Add one step's loss terms (:data:`~mappo_td.train.step.LOSS_TERMS`) of ``group``, flagging non-finite losses."""
+        """Add one step's loss terms (:data:`~mappo_td.train.LOSS_TERMS`) of ``group``, flagging non-finite losses."""
         self.sums[f"{group}/terms"] += terms
         self.bad_terms[self._index[group]] |= ~torch.isfinite(terms[:N_LOSSES])
 

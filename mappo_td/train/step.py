@@ -14,13 +14,11 @@ import torch
 from tensordict import TensorDictBase
 from torchrl.modules import set_recurrent_mode
 
-from mappo_td.functional import kl_early_stop
+from mappo_td.functional import LOSS_TERMS, kl_early_stop
 from mappo_td.train.build import Group
 from mappo_td.train.distributed import all_reduce_mean, average_gradients
 from mappo_td.train.optim import KLAdaptiveLR
 
-#: The names of the loss terms an update step returns, in their order.
-LOSS_TERMS = ("loss_objective", "loss_critic", "loss_entropy", "kl_approx", "clip_fraction", "entropy", "explained_variance")
 N_LOSSES = 3  # the first three terms make the gradient; the rest are diagnostics (explained variance of a 1-frame minibatch is NaN)
 
 

@@ -188,3 +188,20 @@ def test_value_loss_options_are_checked():
     for kw in ({"value_loss": "l1"}, {"value_clip_form": "min"}, {"huber_delta": 0.0}):
         with pytest.raises(ValueError, match="value_loss must be one of"):
             MAPPOLoss(policy, critic, **kw)
+
+
+def test_repr_and_in_keys_name_what_the_loss_reads():
+    """``repr(loss)`` raised (TorchRL's module repr reads ``in_keys``, which the loss lacked); ``in_keys`` are the
+    networks' inputs and the key contract's, renamed ones included, and they select what ``forward`` needs."""
+    obs, act = specs()
+    policy, critic = make_policy(obs, act, "agents"), make_critic(obs, "agents")
+    loss = MAPPOLoss(policy, critic)
+    assert "MAPPOLoss" in repr(loss)
+    assert loss.in_keys[:1] == [("agents", "observation")] and ("agents", "advantage") in loss.in_keys
+    assert loss.in_keys[-1] == ("agents", "mask")
+    td = batch(policy, critic, obs)
+    assert torch.equal(loss(td.select(*loss.in_keys, strict=False))["loss_objective"], loss(td)["loss_objective"])
+    assert list(loss(td).keys()) == loss.out_keys == ["loss_objective", "loss_critic", "loss_entropy", "kl_approx",
+                                                       "clip_fraction", "entropy", "explained_variance"]
+    loss.set_keys(advantage=("agents", "adv"))
+    assert ("agents", "adv") in loss.in_keys and ("agents", "advantage") not in loss.in_keys
