@@ -14,7 +14,7 @@ from typing import Any
 
 from mappo_td import __version__
 from mappo_td.config import FAST_MODES, PRESETS, did_you_mean
-from mappo_td.config.reference import CONFIG_SECTIONS, field_default, flag_name
+from mappo_td.config.reference import CONFIG_SECTIONS, field_default, flag_name, markdown_cell
 
 USAGE = """mappo-td: train (default: MAPPO on VMAS navigation), resume, evaluate.
 
@@ -240,7 +240,6 @@ def command_flags_markdown() -> str:
                 shown += " {" + ",".join(action.choices) + "}"
             elif action.metavar and action.option_strings:
                 shown += f" {action.metavar}" + (f" [{action.metavar} ...]" if action.nargs in ("+", "*") else "")
-            text = "".join("\\" + c if c in "|<>*" else c for c in (action.help or ""))
-            lines.append(f"| `{shown}` | {text} |")
+            lines.append(f"| `{shown}` | {markdown_cell(action.help or '')} |")
         lines.append("")
     return "\n".join(lines)

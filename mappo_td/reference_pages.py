@@ -7,9 +7,11 @@ rewrites the committed copy (a test holds it to the code, so the page reads righ
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from mappo_td.atomic import atomic_write
 from mappo_td.cli_parser import command_flags_markdown
@@ -17,6 +19,33 @@ from mappo_td.config.reference import config_reference_markdown
 
 #: What each generated part is made from, by the name its markers carry.
 GENERATORS: dict[str, Callable[[], str]] = {"config-fields": config_reference_markdown, "command-flags": command_flags_markdown}
+
+
+def resolve_name(dotted: str) -> Any:
+    """The object a dotted name names (``mappo_td.train.chunks``: the longest importable module, then attributes), or a
+    ``LookupError`` naming the part that is missing. The docs build resolves references with it, the tests the names
+    the guides mention.
+
+    Example:
+        >>> resolve_name("mappo_td.reference_pages.resolve_name") is resolve_name
+        True
+        >>> resolve_name("mappo_td.nosuchmodule.make_critic")
+        Traceback (most recent call last):
+        ...
+        LookupError: mappo_td.nosuchmodule.make_critic: mappo_td has no 'nosuchmodule'
+    """
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for j in range(i, len(parts)):
+            if not hasattr(obj, parts[j]):
+                raise LookupError(f"{dotted}: {'.'.join(parts[:j])} has no {parts[j]!r}")
+            obj = getattr(obj, parts[j])
+        return obj
+    raise LookupError(f"{dotted}: no module {parts[0]!r}")
 
 
 def start_marker(name: str) -> str:

@@ -25,7 +25,7 @@ def every_field():
     def walk(cls, path):
         for f in dataclasses.fields(cls):
             key = f.metadata.get("key", f.name)
-            if dataclasses.is_dataclass(f.default_factory) if f.default_factory is not dataclasses.MISSING else False:
+            if f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(f.default_factory):
                 walk(f.default_factory, (*path, key))
             else:
                 out.append((".".join((*path, key)), f))
@@ -185,18 +185,11 @@ def test_ci_builds_the_docs_with_warnings_and_broken_references_as_errors():
 
 
 def resolves(dotted: str) -> bool:
-    parts = dotted.split(".")
-    for i in range(len(parts), 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:i]))
-        except ImportError:
-            continue
-        for attr in parts[i:]:
-            if not hasattr(obj, attr):
-                return False
-            obj = getattr(obj, attr)
-        return True
-    return False
+    try:
+        pages.resolve_name(dotted)
+    except LookupError:
+        return False
+    return True
 
 
 def test_the_names_and_files_the_guides_mention_exist():

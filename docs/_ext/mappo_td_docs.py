@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 from typing import Any
 
@@ -25,18 +24,13 @@ def _source_read(app: Sphinx, docname: str, source: list[str]) -> None:
 
 
 def _resolve(dotted: str) -> Any:
-    parts = dotted.split(".")
-    for i in range(len(parts), 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:i]))
-        except ImportError:
-            continue
-        for attr in parts[i:]:
-            obj = getattr(obj, attr, None)
-            if obj is None:
-                return None
-        return obj
-    return None
+    """The object ``dotted`` names, else ``None``."""
+    from mappo_td.reference_pages import resolve_name
+
+    try:
+        return resolve_name(dotted)
+    except LookupError:
+        return None
 
 
 def _documented(env: Any) -> dict[str, tuple[str, str]]:

@@ -86,13 +86,13 @@ def _limits(f: dataclasses.Field) -> str:
 
 def _type_text(f: dataclasses.Field, hint: Any) -> str:
     """The type as a config file writes it: ``null`` for None, ``list of int`` (the CLI reads lists as integers)."""
-    if hint is Any:
-        return "str or null" if field_default(f) is None else "any"
-    parts = [a for a in typing.get_args(hint)] if isinstance(hint, types.UnionType) else [hint]
-    names = {type(None): "null", list: "list of int", collections.abc.Callable: "callable"}
-    text = " or ".join(names.get(a, getattr(a, "__name__", str(a))) for a in parts)
     if f.metadata.get("per_agent"):
         return "float or dict by agent"
+    if hint is Any:
+        return "str or null" if field_default(f) is None else "any"
+    parts = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    names = {type(None): "null", list: "list of int", collections.abc.Callable: "callable"}
+    text = " or ".join(names.get(a, getattr(a, "__name__", str(a))) for a in parts)
     return text + " or auto" if f.metadata.get("auto") else text
 
 
@@ -121,8 +121,14 @@ def config_fields() -> list[FieldDoc]:
     return out
 
 
-def _cell(text: str) -> str:
-    """Table-cell text: ``|`` escaped, and ``<``, ``>``, ``*`` too (Markdown would read HTML tags and emphasis)."""
+def markdown_cell(text: str) -> str:
+    r"""Text for a Markdown table cell: ``|`` escaped, and ``<``, ``>``, ``*`` too (Markdown would read HTML tags and
+    emphasis). The configuration reference's tables and the command flags' use it.
+
+    Example:
+        >>> print(markdown_cell("<run>/a|b*"))
+        \<run\>/a\|b\*
+    """
     return "".join("\\" + c if c in "|<>*" else c for c in text)
 
 
@@ -149,6 +155,6 @@ def config_reference_markdown() -> str:
         flag = f"`{doc.flag}`" if doc.flag else "(Python only)"
         if doc.flag and doc.type.startswith("bool"):
             flag += f", `--no-{doc.flag[2:]}`"
-        limits = f" (allowed: {_cell(doc.limits)})" if doc.limits else ""
-        lines.append(f"| `{doc.key}` | {flag} | {_cell(doc.type)} | `{_cell(doc.default)}` | {_cell(doc.help)}{limits} |")
+        limits = f" (allowed: {markdown_cell(doc.limits)})" if doc.limits else ""
+        lines.append(f"| `{doc.key}` | {flag} | {markdown_cell(doc.type)} | `{markdown_cell(doc.default)}` | {markdown_cell(doc.help)}{limits} |")
     return "\n".join(lines).lstrip() + "\n"
